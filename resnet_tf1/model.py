@@ -1,0 +1,495 @@
+"""ResNet as legacy TF1 graph code on `tf.compat.v1`.
+
+He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", arXiv:1512.03385 (2015),
+called "the paper" below.
+
+The model is pure graph code: it takes an image tensor and returns `(logits, end_points)`. It reads
+no flags, opens no files and creates no sessions. Variable names are the checkpoint API and are set
+explicitly, scope by scope:
+
+    resnet50/conv1/weights
+    resnet50/conv1/BatchNorm/{gamma,beta,moving_mean,moving_variance}
+    resnet50/block{1..4}/unit_{k}/bottleneck/{shortcut,conv1,conv2,conv3}/weights (+ BatchNorm/...)
+    resnet50/logits/{weights,biases}
+
+Conventions that differ between the frameworks that published ResNet weights are explicit
+constructor arguments (see `ResNet`), never defaults that change with the hardware found.
+"""
+
+import collections
+
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+
+# Kernels and FC weights (never BN parameters or biases) that weight decay applies to.
+WEIGHT_DECAY_COLLECTION = "resnet_tf1_weight_decay"
+
+# One row of an architecture table: a stage of `num_units` residual units whose convolutions are
+# `base_depth` wide (bottleneck units output 4 * base_depth channels). `stride` is the stage's
+# downsampling factor; where in the stage it is applied depends on the variant.
+Stage = collections.namedtuple("Stage", ["scope", "base_depth", "stride"])
+
+# Shapes below are for a 224x224 input (ImageNet tables) and a 32x32 input (CIFAR table), in NHWC.
+BOTTLENECK_STAGES = (
+    Stage("block1", 64, 1),  # -> [batch, 56, 56, 256]
+    Stage("block2", 128, 2),  # -> [batch, 28, 28, 512]
+    Stage("block3", 256, 2),  # -> [batch, 14, 14, 1024]
+    Stage("block4", 512, 2),  # -> [batch, 7, 7, 2048]
+)
+BASIC_STAGES = (
+    Stage("block1", 64, 1),  # -> [batch, 56, 56, 64]
+    Stage("block2", 128, 2),  # -> [batch, 28, 28, 128]
+    Stage("block3", 256, 2),  # -> [batch, 14, 14, 256]
+    Stage("block4", 512, 2),  # -> [batch, 7, 7, 512]
+)
+CIFAR_STAGES = (
+    Stage("block1", 16, 1),  # -> [batch, 32, 32, 16]
+    Stage("block2", 32, 2),  # -> [batch, 16, 16, 32]
+    Stage("block3", 64, 2),  # -> [batch, 8, 8, 64]
+)
+
+# Units per stage for the ImageNet depths (the paper's Table 1; 200 from He et al. 2016).
+IMAGENET_UNITS = {
+    18: (2, 2, 2, 2),
+    34: (3, 4, 6, 3),
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+    200: (3, 24, 36, 3),
+}
+BASIC_DEPTHS = (18, 34)
+
+VARIANTS = ("paper", "v1.5", "slim")
+ARCHITECTURES = ("imagenet", "cifar")
+SHORTCUTS = ("A", "B", "C")
+STEMS = ("imagenet", "cifar")
+POOL_PADDINGS = ("SAME", "VALID", "symmetric")
+DATA_FORMATS = ("NHWC", "NCHW")
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def is_cifar_depth(depth):
+    """True for the paper's CIFAR depths 6n+2 (Section 4.2)."""
+    return isinstance(depth, int) and depth >= 8 and (depth - 2) % 6 == 0
+
+
+def _choices(values):
+    return ", ".join(repr(v) for v in values)
+
+
+class ResNet:
+    """A ResNet graph builder; call it on an image tensor to build the graph.
+
+    Example:
+        model = ResNet(depth=50, num_classes=1000, variant="paper")
+        logits, end_points = model(images, is_training=False)
+
+    All constructor arguments are JSON-serialisable, so `ResNet(**model.get_config())` rebuilds the
+    same graph (same variable names and shapes, same computation).
+
+    Args:
+        depth: ImageNet depths 18, 34 (basic units), 50, 101, 152, 200 (bottleneck units), or a
+            CIFAR depth 6n+2 (20, 32, 44, 56, 110, 1202, ...).
+        num_classes: width of the logits layer (1000; 1001 for checkpoints with a background class;
+            10 for CIFAR-10).
+        variant: where a downsampling unit strides.
+            "paper": on the first 1x1 conv of the first unit of a stage (MSRA Caffe, Keras).
+            "v1.5": on the 3x3 conv of the first unit (torchvision, TF official models, NVIDIA).
+            "slim": on the 3x3 conv of the *last* unit of the previous stage, with the identity
+                shortcut subsampled (TF-slim `resnet_v1`). Subsampling commutes with 1x1 convs, BN
+                and ReLU, so "paper" and "slim" compute the same function from the same weights.
+        architecture: "imagenet" or "cifar"; None chooses CIFAR for depths 6n+2 that are not
+            ImageNet depths, and for depth 50 (= 6*8+2) only when the input is 32x32.
+        shortcut: the paper's option "A" (identity, zero-padded channels), "B" (projection where
+            the shape changes) or "C" (projection everywhere). None: "A" for CIFAR, "B" for ImageNet.
+        stem: "imagenet" (7x7/2 conv + 3x3/2 max-pool) or "cifar" (3x3/1 conv, no pool: the CIFAR
+            nets of the paper, and the CIFAR ResNet-18 of seed article 002 when combined with an
+            ImageNet depth). None follows the architecture.
+        conv_bias: give every conv a bias (Keras' ResNet50 weights carry them).
+        bn_epsilon: BN epsilon: 1e-5 (Caffe, slim, official), 1.001e-5 (Keras now), 1e-3 (Keras
+            2016). `tf.nn.fused_batch_norm` raises anything below 1.001e-5 to 1.001e-5, as TF-slim
+            does; the difference is below float32 resolution for real BN variances.
+        bn_decay: moving-average decay of the BN statistics (0.997 slim/official, 0.99 Keras).
+        pool_padding: padding of the stem's 3x3/2 max-pool: "SAME" (slim, official, Caffe's ceil
+            mode: same windows on even inputs), "VALID" (Keras 2016: 112 -> 55), "symmetric"
+            (explicit 1-pixel zero pad then VALID, Keras now: 112 -> 56, windows shifted by one).
+        data_format: "NHWC" or "NCHW" for the graph's internal layout. Inputs are always NHWC.
+            Never switched by the hardware found. End points are in this layout.
+        dtype: compute dtype, "float32", "float16" or "bfloat16". Variables stay float32 and are
+            cast on use (mixed precision); logits are returned as float32.
+        device: device string for the model's ops, e.g. "/gpu:0" (use soft placement in the
+            session config to fall back to the CPU), or None for the caller's placement.
+        scope: root variable scope; default "resnet{depth}" ("cifar_resnet{depth}" for CIFAR).
+
+    Raises:
+        ValueError: an argument outside its allowed values (the message names the argument).
+    """
+
+    def __init__(self, depth, num_classes=1000, variant="paper", architecture=None,
+                 shortcut=None, stem=None, conv_bias=False, bn_epsilon=1e-5, bn_decay=0.997,
+                 pool_padding="SAME", data_format="NHWC", dtype="float32", device=None,
+                 scope=None):
+        if isinstance(dtype, tf.DType):
+            dtype = dtype.name
+        self._check(isinstance(depth, int) and not isinstance(depth, bool)
+                    and (depth in IMAGENET_UNITS or is_cifar_depth(depth)),
+                    "depth", depth,
+                    "one of %s or a CIFAR depth 6n+2 (20, 32, 44, 56, 110, 1202, ...)"
+                    % ", ".join(str(d) for d in IMAGENET_UNITS))
+        self._check(isinstance(num_classes, int) and num_classes > 0, "num_classes", num_classes,
+                    "a positive integer")
+        self._check(variant in VARIANTS, "variant", variant, "one of " + _choices(VARIANTS))
+        self._check(architecture is None or architecture in ARCHITECTURES, "architecture",
+                    architecture, "None or one of " + _choices(ARCHITECTURES))
+        if architecture == "imagenet":
+            self._check(depth in IMAGENET_UNITS, "depth", depth,
+                        "an ImageNet depth (%s) for architecture='imagenet'"
+                        % ", ".join(str(d) for d in IMAGENET_UNITS))
+        if architecture == "cifar":
+            self._check(is_cifar_depth(depth), "depth", depth,
+                        "a CIFAR depth 6n+2 (20, 32, 44, ...) for architecture='cifar'")
+        self._check(shortcut is None or shortcut in SHORTCUTS, "shortcut", shortcut,
+                    "None or one of " + _choices(SHORTCUTS))
+        self._check(stem is None or stem in STEMS, "stem", stem, "None or one of " + _choices(STEMS))
+        self._check(isinstance(conv_bias, bool), "conv_bias", conv_bias, "True or False")
+        self._check(isinstance(bn_epsilon, (int, float)) and bn_epsilon > 0, "bn_epsilon",
+                    bn_epsilon, "a positive number")
+        self._check(isinstance(bn_decay, (int, float)) and 0 <= bn_decay < 1, "bn_decay", bn_decay,
+                    "a number in [0, 1)")
+        self._check(pool_padding in POOL_PADDINGS, "pool_padding", pool_padding,
+                    "one of " + _choices(POOL_PADDINGS))
+        self._check(data_format in DATA_FORMATS, "data_format", data_format,
+                    "one of " + _choices(DATA_FORMATS))
+        self._check(dtype in DTYPES, "dtype", dtype, "one of " + _choices(DTYPES))
+        self._check(device is None or isinstance(device, str), "device", device,
+                    "None or a device string such as '/gpu:0'")
+        self._check(scope is None or (isinstance(scope, str) and scope), "scope", scope,
+                    "None or a non-empty string")
+        self._config = dict(depth=depth, num_classes=num_classes, variant=variant,
+                            architecture=architecture, shortcut=shortcut, stem=stem,
+                            conv_bias=conv_bias, bn_epsilon=float(bn_epsilon),
+                            bn_decay=float(bn_decay), pool_padding=pool_padding,
+                            data_format=data_format, dtype=dtype, device=device, scope=scope)
+        self.depth = depth
+        self.num_classes = num_classes
+        self.variant = variant
+        self.conv_bias = conv_bias
+        self.bn_epsilon = float(bn_epsilon)
+        self.bn_decay = float(bn_decay)
+        self.pool_padding = pool_padding
+        self.data_format = data_format
+        self.dtype = tf.as_dtype(dtype)
+        self.device = device
+        # The channel axis, looked up once for the whole graph.
+        self._channel_axis = 3 if data_format == "NHWC" else 1
+
+    @staticmethod
+    def _check(ok, name, value, expected):
+        if not ok:
+            raise ValueError("ResNet argument %s=%r is invalid: expected %s." % (name, value, expected))
+
+    def get_config(self):
+        """The constructor's keyword arguments, JSON-serialisable: `ResNet(**config)`."""
+        return dict(self._config)
+
+    def resolve(self, image_size=None):
+        """Resolves the automatic choices for an input of `image_size` (int, or None if unknown).
+
+        Returns:
+            A dict with the concrete `architecture`, `shortcut`, `stem` and `scope`.
+        """
+        c = self._config
+        architecture = c["architecture"]
+        if architecture is None:
+            if self.depth not in IMAGENET_UNITS:
+                architecture = "cifar"
+            elif is_cifar_depth(self.depth) and image_size == 32:
+                architecture = "cifar"
+            else:
+                architecture = "imagenet"
+        shortcut = c["shortcut"] or ("A" if architecture == "cifar" else "B")
+        stem = c["stem"] or architecture
+        scope = c["scope"] or ("cifar_resnet%d" % self.depth if architecture == "cifar"
+                               else "resnet%d" % self.depth)
+        return dict(architecture=architecture, shortcut=shortcut, stem=stem, scope=scope)
+
+    def stages(self, architecture):
+        """The architecture table and units per stage: ([Stage, ...], [num_units, ...])."""
+        if architecture == "cifar":
+            n = (self.depth - 2) // 6
+            return CIFAR_STAGES, (n, n, n)
+        table = BASIC_STAGES if self.depth in BASIC_DEPTHS else BOTTLENECK_STAGES
+        return table, IMAGENET_UNITS[self.depth]
+
+    def __call__(self, images, is_training=False, reuse=None):
+        """Builds the graph.
+
+        Args:
+            images: float tensor [batch, height, width, 3], NHWC whatever `data_format` is; the
+                batch size may be unknown.
+            is_training: Python bool. True uses batch statistics in BN and adds the moving-average
+                updates to `tf.compat.v1.GraphKeys.UPDATE_OPS`.
+            reuse: passed to the root `variable_scope` (True to share the variables of an
+                earlier build, e.g. an evaluation graph beside a training graph, or a second tower).
+
+        Returns:
+            logits: float32 [batch, num_classes].
+            end_points: ordered dict from scope names ("resnet50/conv1", "resnet50/pool1",
+                "resnet50/block1" ... "resnet50/global_pool", "resnet50/logits", "predictions")
+                to tensors; spatial end points are in `data_format`.
+
+        Raises:
+            ValueError: `images` is not a rank-4 NHWC tensor with 3 channels.
+            TypeError: `is_training` is not a Python bool.
+        """
+        images = tf.convert_to_tensor(images)
+        shape = images.shape
+        if shape.rank != 4:
+            raise ValueError("ResNet input images must be a rank-4 NHWC tensor [batch, height, "
+                             "width, 3]; got shape %s." % (shape,))
+        if shape[3] != 3:
+            raise ValueError("ResNet input images must have 3 channels in the last (NHWC) axis; "
+                             "got shape %s." % (shape,))
+        if not isinstance(is_training, bool):
+            raise TypeError("ResNet is_training must be a Python bool; got %r." % (is_training,))
+        image_size = shape[1] if shape[1] == shape[2] else None
+        r = self.resolve(image_size)
+        self._is_training = is_training
+        end_points = collections.OrderedDict()
+
+        def end_point(name, tensor):
+            end_points["%s/%s" % (r["scope"], name)] = tensor
+            return tensor
+
+        with tf.device(self.device), tf1.variable_scope(r["scope"], reuse=reuse):
+            net = tf.cast(images, self.dtype) if images.dtype != self.dtype else images
+            if self.data_format == "NCHW":
+                net = tf.transpose(net, [0, 3, 1, 2])
+            table, units = self.stages(r["architecture"])
+            if r["stem"] == "imagenet":
+                net = self._imagenet_stem(net, end_point)
+            else:
+                net = self._cifar_stem(net, table[0].base_depth, end_point)
+            basic = r["architecture"] == "cifar" or self.depth in BASIC_DEPTHS
+            strides = self.unit_strides(table, units)
+            for stage, stage_strides in zip(table, strides):
+                net = self._block(net, stage, stage_strides, basic, r["shortcut"])
+                end_point(stage.scope, net)
+            spatial = [1, 2] if self.data_format == "NHWC" else [2, 3]
+            net = tf.reduce_mean(net, spatial, name="global_pool")
+            end_point("global_pool", net)  # [batch, channels of the last stage]
+            logits = self._dense(net, self.num_classes, "logits")  # -> [batch, num_classes]
+            logits = tf.cast(logits, tf.float32) if logits.dtype != tf.float32 else logits
+            end_point("logits", logits)
+        end_points["predictions"] = tf.nn.softmax(logits, name="predictions")
+        return logits, end_points
+
+    # ---- stems -------------------------------------------------------------------------------
+
+    def _imagenet_stem(self, net, end_point):
+        net = self._conv_bn(net, 64, 7, 2, "conv1")
+        end_point("conv1", net)  # -> [batch, 112, 112, 64]
+        net = self._max_pool(net)
+        return end_point("pool1", net)  # -> [batch, 56, 56, 64]
+
+    def _cifar_stem(self, net, width, end_point):
+        net = self._conv_bn(net, width, 3, 1, "conv1")
+        return end_point("conv1", net)  # -> [batch, 32, 32, 16]
+
+    # ---- stages and units --------------------------------------------------------------------
+
+    def unit_strides(self, table, units):
+        """Per-stage lists of per-unit strides.
+
+        The rule of the paper, written once: the first unit of a stage strides (and, with
+        option B, projects). TF-slim moves each stage's stride to the last unit of the stage
+        before it, where its identity shortcut is subsampled instead of projected.
+        """
+        if self.variant != "slim":
+            return [[s.stride] + [1] * (n - 1) for s, n in zip(table, units)]
+        strides = [[1] * n for n in units]
+        strides[0][0] = table[0].stride
+        for i in range(1, len(table)):
+            strides[i - 1][-1] = table[i].stride
+        return strides
+
+    def _block(self, net, stage, strides, basic, shortcut):
+        """One stage: `len(strides)` residual units under `<scope>/<stage.scope>/unit_<k>`."""
+        unit = self._basic_block if basic else self._bottleneck
+        with tf1.variable_scope(stage.scope):
+            for k, stride in enumerate(strides):
+                with tf1.variable_scope("unit_%d" % (k + 1)):
+                    net = unit(net, stage.base_depth, stride, shortcut)
+        return net
+
+    def _bottleneck(self, net, base_depth, stride, shortcut):
+        """1x1 -> 3x3 -> 1x1 bottleneck unit (the paper's Fig. 5, right) with 4x expansion."""
+        depth = 4 * base_depth
+        stride_1x1, stride_3x3 = (stride, 1) if self.variant == "paper" else (1, stride)
+        with tf1.variable_scope("bottleneck"):
+            short = self._shortcut(net, depth, stride, shortcut)
+            res = self._conv_bn(net, base_depth, 1, stride_1x1, "conv1")
+            res = self._conv_bn(res, base_depth, 3, stride_3x3, "conv2")
+            res = self._conv_bn(res, depth, 1, 1, "conv3", relu=False)
+            return tf.nn.relu(short + res)
+
+    def _basic_block(self, net, depth, stride, shortcut):
+        """3x3 -> 3x3 basic unit (the paper's Fig. 5, left)."""
+        with tf1.variable_scope("basic"):
+            short = self._shortcut(net, depth, stride, shortcut)
+            res = self._conv_bn(net, depth, 3, stride, "conv1")
+            res = self._conv_bn(res, depth, 3, 1, "conv2", relu=False)
+            return tf.nn.relu(short + res)
+
+    def _shortcut(self, net, depth, stride, option):
+        depth_in = net.shape[self._channel_axis]
+        if option == "C" or (option == "B" and depth_in != depth):
+            return self._conv_bn(net, depth, 1, stride, "shortcut", relu=False)
+        if stride > 1:
+            net = net[:, ::stride, ::stride, :] if self.data_format == "NHWC" else \
+                net[:, :, ::stride, ::stride]
+        if depth_in != depth:
+            if option != "A":
+                raise ValueError("shortcut option %r cannot change depth %d -> %d"
+                                 % (option, depth_in, depth))
+            # Option A: the extra channels are zeros (appended at the end, as fb.resnet.torch).
+            pad = [[0, 0]] * 4
+            pad[self._channel_axis] = [0, depth - depth_in]
+            net = tf.pad(net, pad)
+        return net
+
+    # ---- layers ------------------------------------------------------------------------------
+
+    def _variable(self, name, shape, initializer, trainable=True, decay=False):
+        collections_ = [tf1.GraphKeys.GLOBAL_VARIABLES, tf1.GraphKeys.MODEL_VARIABLES]
+        if not trainable:
+            collections_.append(tf1.GraphKeys.MOVING_AVERAGE_VARIABLES)
+        var = tf1.get_variable(name, shape, tf.float32, initializer, trainable=trainable,
+                               collections=collections_)
+        if decay and not any(v is var for v in tf1.get_collection(WEIGHT_DECAY_COLLECTION)):
+            tf1.add_to_collection(WEIGHT_DECAY_COLLECTION, var)
+        return var
+
+    def _cast(self, var):
+        return tf.cast(var, self.dtype) if self.dtype != tf.float32 else var
+
+    def _conv(self, net, filters, kernel, stride):
+        depth_in = net.shape[self._channel_axis]
+        weights = self._variable(
+            "weights", [kernel, kernel, depth_in, filters],
+            tf1.initializers.variance_scaling(2.0, "fan_in", "untruncated_normal"), decay=True)
+        if stride > 1 and kernel > 1:
+            # TF's 'SAME' pads (0, 1) for a strided 3x3 and (2, 3) for a 7x7 on even inputs,
+            # shifting the sampling grid by one pixel against Caffe, PyTorch and TF-slim's
+            # conv2d_same. Pad symmetrically, as they do, so their checkpoints reproduce.
+            pad_beg = (kernel - 1) // 2
+            pad_end = kernel - 1 - pad_beg
+            pads = [[0, 0], [pad_beg, pad_end], [pad_beg, pad_end], [0, 0]]
+            if self.data_format == "NCHW":
+                pads = [pads[0], pads[3], pads[1], pads[2]]
+            net = tf.pad(net, pads)
+            padding = "VALID"
+        else:
+            padding = "SAME"
+        strides = [1, stride, stride, 1] if self.data_format == "NHWC" else [1, 1, stride, stride]
+        net = tf.nn.conv2d(net, self._cast(weights), strides, padding,
+                           data_format=self.data_format)
+        if self.conv_bias:
+            biases = self._variable("biases", [filters], tf1.zeros_initializer())
+            net = tf.nn.bias_add(net, self._cast(biases), data_format=self.data_format)
+        return net
+
+    def _batch_norm(self, net):
+        depth = net.shape[self._channel_axis]
+        with tf1.variable_scope("BatchNorm"):
+            gamma = self._variable("gamma", [depth], tf1.ones_initializer())
+            beta = self._variable("beta", [depth], tf1.zeros_initializer())
+            moving_mean = self._variable("moving_mean", [depth], tf1.zeros_initializer(),
+                                         trainable=False)
+            moving_variance = self._variable("moving_variance", [depth], tf1.ones_initializer(),
+                                             trainable=False)
+            if not self._is_training:
+                net, _, _ = tf1.nn.fused_batch_norm(
+                    net, gamma, beta, mean=moving_mean, variance=moving_variance,
+                    epsilon=self.bn_epsilon, data_format=self.data_format, is_training=False)
+                return net
+            net, mean, variance = tf1.nn.fused_batch_norm(
+                net, gamma, beta, epsilon=self.bn_epsilon, data_format=self.data_format,
+                is_training=True)
+            rate = 1.0 - self.bn_decay
+            tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, tf1.assign_sub(
+                moving_mean, (moving_mean - mean) * rate, name="update_moving_mean"))
+            tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, tf1.assign_sub(
+                moving_variance, (moving_variance - variance) * rate,
+                name="update_moving_variance"))
+            return net
+
+    def _conv_bn(self, net, filters, kernel, stride, scope, relu=True):
+        """conv -> BN (-> ReLU): BN after every conv, before the activation (the paper, 3.4)."""
+        with tf1.variable_scope(scope):
+            net = self._conv(net, filters, kernel, stride)
+            net = self._batch_norm(net)
+        return tf.nn.relu(net) if relu else net
+
+    def _max_pool(self, net):
+        padding = self.pool_padding
+        if padding == "symmetric":
+            pads = [[0, 0], [1, 1], [1, 1], [0, 0]]
+            if self.data_format == "NCHW":
+                pads = [pads[0], pads[3], pads[1], pads[2]]
+            # Zero padding is exact here: the input is post-ReLU, so never below the pad value.
+            net = tf.pad(net, pads)
+            padding = "VALID"
+        ksize = [1, 3, 3, 1] if self.data_format == "NHWC" else [1, 1, 3, 3]
+        strides = [1, 2, 2, 1] if self.data_format == "NHWC" else [1, 1, 2, 2]
+        return tf.nn.max_pool2d(net, ksize, strides, padding, data_format=self.data_format,
+                                name="pool1")
+
+    def _dense(self, net, units, scope):
+        with tf1.variable_scope(scope):
+            weights = self._variable("weights", [net.shape[-1], units],
+                                     tf1.initializers.random_normal(stddev=0.01), decay=True)
+            biases = self._variable("biases", [units], tf1.zeros_initializer())
+            return tf.nn.bias_add(tf.matmul(net, self._cast(weights)), self._cast(biases))
+
+
+def weight_decay_loss(weight_decay, scope=None):
+    """L2 weight decay over conv kernels and FC weights (not BN parameters, not biases).
+
+    Args:
+        weight_decay: the coefficient (the paper: 1e-4).
+        scope: optional variable-scope prefix to filter the collection (one model of several).
+
+    Returns:
+        A float32 scalar: weight_decay * sum(||w||^2 / 2).
+    """
+    variables = tf1.get_collection(WEIGHT_DECAY_COLLECTION, scope)
+    if not variables:
+        return tf.constant(0.0)
+    return tf.multiply(weight_decay, tf.add_n([tf.nn.l2_loss(v) for v in variables]),
+                       name="weight_decay_loss")
+
+
+def _shortcut_factory(depth, **defaults):
+    def build(**kwargs):
+        merged = dict(defaults)
+        merged.update(kwargs)
+        return ResNet(depth=depth, **merged)
+    build.__name__ = "ResNet%d" % depth
+    build.__doc__ = "`ResNet(depth=%d, ...)`; keyword arguments as for `ResNet`." % depth
+    return build
+
+
+ResNet18 = _shortcut_factory(18)
+ResNet34 = _shortcut_factory(34)
+ResNet50 = _shortcut_factory(50)
+ResNet101 = _shortcut_factory(101)
+ResNet152 = _shortcut_factory(152)
+ResNet200 = _shortcut_factory(200)
+CifarResNet20 = _shortcut_factory(20, num_classes=10, architecture="cifar")
+CifarResNet32 = _shortcut_factory(32, num_classes=10, architecture="cifar")
+CifarResNet44 = _shortcut_factory(44, num_classes=10, architecture="cifar")
+CifarResNet56 = _shortcut_factory(56, num_classes=10, architecture="cifar")
+CifarResNet110 = _shortcut_factory(110, num_classes=10, architecture="cifar")
+CifarResNet1202 = _shortcut_factory(1202, num_classes=10, architecture="cifar")

@@ -1,0 +1,106 @@
+"""The MSRA Caffe release (ResNet-50/101/152, 2015), as an `.npz` of its blobs.
+
+Dump the `.caffemodel` where Caffe is installed (see checkpoints/README.md):
+
+    net = caffe.Net("ResNet-50-deploy.prototxt", "ResNet-50-model.caffemodel", caffe.TEST)
+    np.savez("ResNet-50.npz", **{"%s/%d" % (name, i): blob.data
+                                 for name, blobs in net.params.items()
+                                 for i, blob in enumerate(blobs)})
+
+Layers: `conv1`, `bn_conv1` + `scale_conv1`, `res{2..5}{a,b,c..}_branch{1,2a,2b,2c}` with `bn...` and
+`scale...`; ResNet-101/152 number the units of stages 3 and 4 (`res3b1`, `res4b22`); `fc1000`.
+Blobs: conv [out, in, kh, kw] (+ bias), BN (mean, variance, moving-average factor), Scale (gamma,
+beta), InnerProduct ([out, in], bias). Stride on the first unit's 1x1 (`branch2a`), our
+`variant="paper"`; pool1 3x3/2 in ceil mode, the same windows as TF 'SAME' on 112x112.
+"""
+
+import re
+
+import numpy as np
+
+from resnet_tf1 import model as model_lib
+from resnet_tf1.porting.common import Consumer, Port, PortError, unit_scopes
+
+# Per-channel means (BGR) of the mean image ResNet_mean.binaryproto the models were trained with.
+MSRA_MEAN_BGR = [103.0626238, 115.90288257, 123.15163084]
+_UNIT = re.compile(r"^res(\d)([a-z])(\d*)_branch")
+
+
+def read(path):
+    """{`<layer>/<blob index>`: array} from the .npz dump; never unpickles anything."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {name: f[name] for name in f.files}
+    except (OSError, ValueError) as e:
+        raise PortError("%s cannot be read as an .npz of Caffe blobs: %s"
+                        % (path, str(e).splitlines()[0]))
+
+
+def _unit_name(depth, stage, k):
+    """Caffe's unit name: 'res4f' in ResNet-50, 'res4b22' in ResNet-101/152 stages 3 and 4."""
+    if depth >= 101 and stage in (3, 4):
+        return "res%d%s" % (stage, "a" if k == 0 else "b%d" % k)
+    return "res%d%s" % (stage, "abcdefghijklmnopqrstuvwxyz"[k])
+
+
+def detect_depth(arrays):
+    units = {}
+    for name in arrays:
+        m = _UNIT.match(name)
+        if m:
+            stage, letter, number = int(m.group(1)), m.group(2), m.group(3)
+            k = int(number) if number else ord(letter) - ord("a")
+            units[stage] = max(units.get(stage, 0), k + 1)
+    key = tuple(units.get(s, 0) for s in (2, 3, 4, 5))
+    for depth, table in model_lib.IMAGENET_UNITS.items():
+        if table == key and depth not in model_lib.BASIC_DEPTHS:
+            return depth
+    raise PortError("Caffe blobs have units per stage %s, which match no MSRA ResNet "
+                    "(50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3))" % (key,))
+
+
+def to_target(arrays, depth=None, num_classes=None, scope=None):
+    depth = depth or detect_depth(arrays)
+    if "fc1000/0" not in arrays:
+        raise PortError("Caffe blobs have no 'fc1000/0'")
+    num_classes = num_classes or int(arrays["fc1000/0"].shape[0])
+    config = dict(depth=depth, num_classes=num_classes, variant="paper", bn_epsilon=1e-5,
+                  pool_padding="SAME", scope=scope)
+    model = model_lib.ResNet(**config)
+    src = Consumer(arrays, "Caffe blob dump")
+    out = {}
+
+    def conv_bn(conv, bn, scale, dst):
+        weights = src.take(conv + "/0")
+        if weights.ndim != 4:
+            raise PortError("Caffe blob %s/0 has shape %s, expected [out, in, kh, kw]"
+                            % (conv, list(weights.shape)))
+        out[dst + "/weights"] = np.transpose(weights, (2, 3, 1, 0))
+        factor = float(np.asarray(src.take(bn + "/2")).reshape(-1)[0])
+        factor = 0.0 if factor == 0 else 1.0 / factor
+        mean = src.take(bn + "/0") * factor
+        variance = src.take(bn + "/1") * factor
+        if conv + "/1" in src:
+            # A conv bias before BN shifts the mean: BN(x + b) with mean m == BN(x) with m - b.
+            mean = mean - src.take(conv + "/1")
+        out[dst + "/BatchNorm/moving_mean"] = mean
+        out[dst + "/BatchNorm/moving_variance"] = variance
+        out[dst + "/BatchNorm/gamma"] = src.take(scale + "/0")
+        out[dst + "/BatchNorm/beta"] = src.take(scale + "/1")
+
+    root = model.resolve(224)["scope"]
+    conv_bn("conv1", "bn_conv1", "scale_conv1", root + "/conv1")
+    branches = {"shortcut": "1", "conv1": "2a", "conv2": "2b", "conv3": "2c"}
+    for s, k, dst_unit, projection in unit_scopes(model):
+        unit = _unit_name(depth, s + 2, k)[3:]
+        for part in (["shortcut"] if projection else []) + ["conv1", "conv2", "conv3"]:
+            tail = "%s_branch%s" % (unit, branches[part])
+            conv_bn("res" + tail, "bn" + tail, "scale" + tail, "%s/%s" % (dst_unit, part))
+    out[root + "/logits/weights"] = np.transpose(src.take("fc1000/0"))
+    out[root + "/logits/biases"] = src.take("fc1000/1")
+    src.finish()
+    preprocessing = {"channel_order": "BGR", "mean": MSRA_MEAN_BGR, "std": [1.0, 1.0, 1.0],
+                     "scale": 255.0, "resize_shorter_side": 256, "crop": 224,
+                     "note": "trained with the 224x224 mean image ResNet_mean.binaryproto; "
+                             "the per-channel means given here are its averages"}
+    return Port(out, config, preprocessing, "imagenet1000", src.skipped)

@@ -1,0 +1,130 @@
+"""Keras ResNet50 `.h5` weights, in both naming schemes, detected from the file.
+
+2016 (`resnet50_weights_tf_dim_ordering_tf_kernels.h5`, seed article 003): layers `conv1`,
+`bn_conv1`, `res2a_branch2a`, `bn2a_branch2a`, `res2a_branch1`, ..., `fc1000`; BN epsilon 1e-3 (the
+Keras default then) and a VALID 3x3/2 max-pool (112 -> 55).
+Current (`tf_keras.applications.ResNet50/101/152`): `conv1_conv`, `conv1_bn`,
+`conv2_block1_{0,1,2,3}_{conv,bn}`, ..., `predictions`; epsilon 1.001e-5, `pool1_pad` + VALID pool.
+Both stride on the first unit's 1x1 (our `variant="paper"`) and carry conv biases.
+
+Arrays are keyed `<layer>/<index>` with the index of the weight in the layer, in Keras' own order
+(conv: kernel, bias; BN: gamma, beta, moving mean, moving variance; dense: kernel, bias).
+"""
+
+import re
+import string
+
+from resnet_tf1 import model as model_lib
+from resnet_tf1.porting.common import CAFFE_BGR, Consumer, Port, PortError, bn_names, \
+    unit_scopes
+
+SCHEMES = ("keras2016", "keras")
+_BLOCK = re.compile(r"^conv(\d)_block(\d+)_")
+_RES = re.compile(r"^res(\d)([a-z])_branch")
+
+
+def read(path):
+    """{`<layer>/<index>`: array} from a Keras HDF5 weights file (save_weights or save)."""
+    try:
+        import h5py
+    except ImportError:
+        raise PortError("reading Keras .h5 files needs h5py: pip install h5py "
+                        "(or pip install 'resnet_tf1[keras]')")
+    try:
+        with h5py.File(path, "r") as f:
+            group = f["model_weights"] if "model_weights" in f else f
+            if "layer_names" not in group.attrs:
+                raise PortError("%s is an HDF5 file but not Keras weights (no 'layer_names' "
+                                "attribute)" % path)
+            arrays = {}
+            for layer in group.attrs["layer_names"]:
+                layer = layer.decode() if isinstance(layer, bytes) else layer
+                g = group[layer]
+                for i, wname in enumerate(g.attrs.get("weight_names", [])):
+                    wname = wname.decode() if isinstance(wname, bytes) else wname
+                    arrays["%s/%d" % (layer, i)] = g[wname][()]
+            return arrays
+    except OSError as e:
+        raise PortError("%s cannot be read as HDF5: %s" % (path, str(e).splitlines()[0]))
+
+
+def detect_scheme(arrays):
+    layers = {n.split("/")[0] for n in arrays}
+    if "conv1_conv" in layers:
+        return "keras"
+    if "bn_conv1" in layers:
+        return "keras2016"
+    raise PortError("not Keras ResNet weights: no 'conv1_conv' (current Keras) or 'bn_conv1' "
+                    "(Keras 2016) layer among %d layers" % len(layers))
+
+
+def _units(arrays, scheme):
+    counts = {}
+    for name in arrays:
+        if scheme == "keras":
+            m = _BLOCK.match(name)
+            if m:
+                counts[int(m.group(1))] = max(counts.get(int(m.group(1)), 0), int(m.group(2)))
+        else:
+            m = _RES.match(name)
+            if m:
+                counts[int(m.group(1))] = max(counts.get(int(m.group(1)), 0),
+                                              string.ascii_lowercase.index(m.group(2)) + 1)
+    units = tuple(counts.get(s, 0) for s in (2, 3, 4, 5))
+    for depth, table_units in model_lib.IMAGENET_UNITS.items():
+        if table_units == units and depth not in model_lib.BASIC_DEPTHS:
+            return depth
+    raise PortError("Keras weights have units per stage %s, which match no bottleneck ResNet "
+                    "(50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3))" % (units,))
+
+
+def model_config(scheme, depth, num_classes, scope=None):
+    if scheme == "keras":
+        return dict(depth=depth, num_classes=num_classes, variant="paper", conv_bias=True,
+                    bn_epsilon=1.001e-5, bn_decay=0.99, pool_padding="symmetric", scope=scope)
+    return dict(depth=depth, num_classes=num_classes, variant="paper", conv_bias=True,
+                bn_epsilon=1e-3, bn_decay=0.99, pool_padding="VALID", scope=scope)
+
+
+def _layer_names(scheme, s, k, part):
+    """Keras (conv, bn) layer names for stage index s, unit k, part in shortcut/conv1..3."""
+    if scheme == "keras":
+        idx = {"shortcut": 0, "conv1": 1, "conv2": 2, "conv3": 3}[part]
+        base = "conv%d_block%d_%d" % (s + 2, k + 1, idx)
+        return base + "_conv", base + "_bn"
+    branch = {"shortcut": "1", "conv1": "2a", "conv2": "2b", "conv3": "2c"}[part]
+    unit = "%d%s_branch%s" % (s + 2, string.ascii_lowercase[k], branch)
+    return "res" + unit, "bn" + unit
+
+
+def to_target(arrays, num_classes=None, scope=None):
+    scheme = detect_scheme(arrays)
+    depth = _units(arrays, scheme)
+    top = "predictions" if scheme == "keras" else "fc1000"
+    if top + "/0" not in arrays:
+        raise PortError("Keras weights have no '%s' layer: a file saved with include_top=False "
+                        "('_notop') has no classifier to port" % top)
+    num_classes = num_classes or int(arrays[top + "/0"].shape[-1])
+    config = model_config(scheme, depth, num_classes, scope)
+    model = model_lib.ResNet(**config)
+    src = Consumer(arrays, "Keras weights file")
+    out = {}
+
+    def conv_bn(conv_layer, bn_layer, dst_scope):
+        out[dst_scope + "/weights"] = src.take(conv_layer + "/0")
+        out[dst_scope + "/biases"] = src.take(conv_layer + "/1")
+        for i, dst in enumerate(bn_names(dst_scope)):
+            out[dst] = src.take("%s/%d" % (bn_layer, i))
+
+    root = model.resolve(224)["scope"]
+    stem = ("conv1_conv", "conv1_bn") if scheme == "keras" else ("conv1", "bn_conv1")
+    conv_bn(stem[0], stem[1], root + "/conv1")
+    for s, k, dst_unit, projection in unit_scopes(model):
+        parts = (["shortcut"] if projection else []) + ["conv1", "conv2", "conv3"]
+        for part in parts:
+            conv_layer, bn_layer = _layer_names(scheme, s, k, part)
+            conv_bn(conv_layer, bn_layer, "%s/%s" % (dst_unit, part))
+    out[root + "/logits/weights"] = src.take(top + "/0")
+    out[root + "/logits/biases"] = src.take(top + "/1")
+    src.finish()
+    return Port(out, config, dict(CAFFE_BGR), "imagenet1000", src.skipped)

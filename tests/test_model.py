@@ -1,0 +1,263 @@
+"""The model against the paper's numbers: parameter counts, multiply-adds, end points, options."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import resnet_tf1
+from resnet_tf1 import manifest
+
+tf1 = tf.compat.v1
+
+# The paper's Table 1 multiply-adds (x 10^9) and the exact torchvision / Keras-without-bias counts.
+PAPER_MACS = {18: 1.8, 34: 3.6, 50: 3.8, 101: 7.6, 152: 11.3}
+EXACT_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160,
+                152: 60_192_808}
+# The paper's Table 6 (millions, at the paper's precision).
+CIFAR_PARAMS = {32: (0.46, 2), 44: (0.66, 2), 56: (0.85, 2), 110: (1.7, 1), 1202: (19.4, 1)}
+
+
+def trainable_count(model, size):
+    g = tf.Graph()
+    with g.as_default():
+        model(tf1.placeholder(tf.float32, [None, size, size, 3]))
+        return sum(int(np.prod(v.shape)) for v in tf1.trainable_variables())
+
+
+@pytest.mark.parametrize("depth", sorted(EXACT_PARAMS))
+@pytest.mark.parametrize("variant", ["paper", "v1.5", "slim"])
+def test_imagenet_parameter_counts(depth, variant):
+    assert trainable_count(resnet_tf1.ResNet(depth, variant=variant), 224) == EXACT_PARAMS[depth]
+
+
+def test_cifar_resnet20_parameter_count():
+    assert trainable_count(resnet_tf1.CifarResNet20(), 32) == 269_722
+
+
+@pytest.mark.parametrize("depth", sorted(CIFAR_PARAMS))
+def test_cifar_parameter_counts_match_table6(depth):
+    millions, digits = CIFAR_PARAMS[depth]
+    count = trainable_count(resnet_tf1.ResNet(depth, num_classes=10), 32)
+    assert round(count / 1e6, digits) == millions
+
+
+@pytest.mark.parametrize("depth", sorted(PAPER_MACS))
+def test_multiply_adds_within_10_percent_of_table1(depth):
+    macs = manifest.make(dict(depth=depth))["multiply_adds"] / 1e9
+    assert abs(macs - PAPER_MACS[depth]) / PAPER_MACS[depth] < 0.10, macs
+
+
+def _end_point_shapes(model, size, batch=None):
+    g = tf.Graph()
+    with g.as_default():
+        _, end_points = model(tf1.placeholder(tf.float32, [batch, size, size, 3]))
+    return {k: v.shape.as_list() for k, v in end_points.items()}
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50, 101, 152, 200])
+def test_imagenet_end_points(depth):
+    c = [64, 128, 256, 512] if depth in (18, 34) else [256, 512, 1024, 2048]
+    s = "resnet%d" % depth
+    assert _end_point_shapes(resnet_tf1.ResNet(depth), 224) == {
+        s + "/conv1": [None, 112, 112, 64],
+        s + "/pool1": [None, 56, 56, 64],
+        s + "/block1": [None, 56, 56, c[0]],
+        s + "/block2": [None, 28, 28, c[1]],
+        s + "/block3": [None, 14, 14, c[2]],
+        s + "/block4": [None, 7, 7, c[3]],
+        s + "/global_pool": [None, c[3]],
+        s + "/logits": [None, 1000],
+        "predictions": [None, 1000],
+    }
+
+
+def test_slim_variant_end_points_stride_at_the_end_of_each_block():
+    shapes = _end_point_shapes(resnet_tf1.ResNet(50, variant="slim"), 224)
+    assert [shapes["resnet50/block%d" % i] for i in (1, 2, 3, 4)] == [
+        [None, 28, 28, 256], [None, 14, 14, 512], [None, 7, 7, 1024], [None, 7, 7, 2048]]
+
+
+def test_keras2016_pool_padding_gives_55():
+    shapes = _end_point_shapes(resnet_tf1.ResNet(50, pool_padding="VALID"), 224)
+    assert shapes["resnet50/pool1"] == [None, 55, 55, 64]
+    assert shapes["resnet50/block4"] == [None, 7, 7, 2048]
+
+
+@pytest.mark.parametrize("depth", [20, 32, 44, 56, 110])
+def test_cifar_end_points(depth):
+    s = "cifar_resnet%d" % depth
+    assert _end_point_shapes(resnet_tf1.ResNet(depth, num_classes=10), 32) == {
+        s + "/conv1": [None, 32, 32, 16],
+        s + "/block1": [None, 32, 32, 16],
+        s + "/block2": [None, 16, 16, 32],
+        s + "/block3": [None, 8, 8, 64],
+        s + "/global_pool": [None, 64],
+        s + "/logits": [None, 10],
+        "predictions": [None, 10],
+    }
+
+
+def test_architecture_is_chosen_from_the_input_for_depth_50():
+    assert "cifar_resnet50/block3" in _end_point_shapes(resnet_tf1.ResNet(50, num_classes=10), 32)
+    assert "resnet50/block4" in _end_point_shapes(resnet_tf1.ResNet(50), 224)
+
+
+def test_seed_cifar_resnet18_stem():
+    shapes = _end_point_shapes(resnet_tf1.ResNet(18, num_classes=10, stem="cifar"), 32)
+    assert shapes["resnet18/conv1"] == [None, 32, 32, 64]
+    assert "resnet18/pool1" not in shapes
+    assert shapes["resnet18/block4"] == [None, 4, 4, 512]
+
+
+def test_option_b_on_cifar_adds_projections():
+    a = trainable_count(resnet_tf1.ResNet(20, num_classes=10, shortcut="A"), 32)
+    b = trainable_count(resnet_tf1.ResNet(20, num_classes=10, shortcut="B"), 32)
+    # Two 1x1 projections with BN: 16->32 and 32->64.
+    assert b - a == (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
+
+
+def _run(model, images, reuse=None, graph=None, **kw):
+    g = graph or tf.Graph()
+    with g.as_default():
+        logits, _ = model(tf.constant(images), reuse=reuse, **kw)
+        with tf1.Session() as s:
+            s.run(tf1.global_variables_initializer())
+            return s.run(logits)
+
+
+def test_unknown_batch_size():
+    g = tf.Graph()
+    with g.as_default():
+        x = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+        logits, _ = resnet_tf1.CifarResNet20()(x)
+        with tf1.Session() as s:
+            s.run(tf1.global_variables_initializer())
+            for n in (1, 3):
+                assert s.run(logits, {x: np.zeros((n, 32, 32, 3), np.float32)}).shape == (n, 10)
+
+
+def test_reuse_gives_identical_outputs_and_shares_variables():
+    images = np.random.RandomState(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    g = tf.Graph()
+    with g.as_default():
+        model = resnet_tf1.CifarResNet20()
+        a, _ = model(tf.constant(images))
+        b, _ = model(tf.constant(images), reuse=True)
+        n_vars = len(tf1.global_variables())
+        with tf1.Session() as s:
+            s.run(tf1.global_variables_initializer())
+            out_a, out_b = s.run([a, b])
+    assert n_vars == 19 * 5 + 2  # one set: 19 convs with BN (5 each) and the FC layer
+    np.testing.assert_array_equal(out_a, out_b)
+    assert np.std(out_a) > 0
+
+
+def test_nhwc_and_nchw_agree():
+    images = np.random.RandomState(1).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    outs = {}
+    for fmt in ("NHWC", "NCHW"):
+        g = tf.Graph()
+        with g.as_default():
+            tf1.set_random_seed(3)
+            logits, _ = resnet_tf1.ResNet(18, data_format=fmt)(tf.constant(images))
+            with tf1.Session() as s:
+                s.run(tf1.global_variables_initializer())
+                try:
+                    outs[fmt] = s.run(logits)
+                except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+                    pytest.skip("NCHW cannot run on this device: %s" % str(e).splitlines()[0])
+    np.testing.assert_allclose(outs["NCHW"], outs["NHWC"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, arg", [
+    (dict(depth=51), "depth"),
+    (dict(depth=50, variant="foo"), "variant"),
+    (dict(depth=50, shortcut="D"), "shortcut"),
+    (dict(depth=50, data_format="NWHC"), "data_format"),
+    (dict(depth=50, dtype="int8"), "dtype"),
+    (dict(depth=50, pool_padding="same"), "pool_padding"),
+    (dict(depth=20, architecture="imagenet"), "depth"),
+])
+def test_bad_arguments_name_the_argument_and_the_allowed_values(kwargs, arg):
+    with pytest.raises(ValueError, match="argument %s=.*expected" % arg):
+        resnet_tf1.ResNet(**kwargs)
+
+
+def test_variant_error_lists_the_variants():
+    with pytest.raises(ValueError, match="'paper', 'v1.5', 'slim'"):
+        resnet_tf1.ResNet(50, variant="foo")
+
+
+@pytest.mark.parametrize("shape, what", [([2, 32, 32], "rank-4"), ([2, 32, 32, 1], "3 channels")])
+def test_bad_inputs(shape, what):
+    with tf.Graph().as_default():
+        with pytest.raises(ValueError, match=what):
+            resnet_tf1.CifarResNet20()(tf1.placeholder(tf.float32, shape))
+
+
+def test_config_round_trips_through_json():
+    model = resnet_tf1.ResNet(50, num_classes=1001, variant="v1.5", conv_bias=True,
+                              bn_epsilon=1.001e-5, pool_padding="symmetric", dtype=tf.bfloat16)
+    config = json.loads(json.dumps(model.get_config()))
+    assert config["dtype"] == "bfloat16"
+    assert manifest.make(config)["fingerprint"] == manifest.make(model.get_config())["fingerprint"]
+
+
+def test_training_mode_adds_bn_updates_and_weight_decay():
+    g = tf.Graph()
+    with g.as_default():
+        logits, _ = resnet_tf1.CifarResNet20()(tf1.placeholder(tf.float32, [4, 32, 32, 3]),
+                                               is_training=True)
+        assert len(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)) == 2 * 19
+        decayed = tf1.get_collection(resnet_tf1.WEIGHT_DECAY_COLLECTION)
+        assert len(decayed) == 19 + 1  # 19 conv kernels + the FC weights; no BN, no biases
+        assert all("BatchNorm" not in v.op.name and "biases" not in v.op.name for v in decayed)
+        loss = resnet_tf1.weight_decay_loss(1e-4)
+        with tf1.Session() as s:
+            s.run(tf1.global_variables_initializer())
+            expected = 1e-4 * sum(0.5 * np.sum(np.square(s.run(v))) for v in decayed)
+            np.testing.assert_allclose(s.run(loss), expected, rtol=1e-5)
+
+
+def test_moving_statistics_move_toward_the_batch():
+    images = np.random.RandomState(2).normal(3.0, 2.0, (8, 32, 32, 3)).astype(np.float32)
+    g = tf.Graph()
+    with g.as_default():
+        resnet_tf1.ResNet(20, num_classes=10, bn_decay=0.5)(tf.constant(images), is_training=True)
+        mean, = [v for v in tf1.global_variables()
+                 if v.op.name == "cifar_resnet20/conv1/BatchNorm/moving_mean"]
+        with tf1.Session() as s:
+            s.run(tf1.global_variables_initializer())
+            s.run(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS))
+            assert np.max(np.abs(s.run(mean))) > 0.1
+
+
+def test_device_with_soft_placement_runs_on_a_cpu_only_machine():
+    images = np.zeros((1, 32, 32, 3), np.float32)
+    g = tf.Graph()
+    with g.as_default():
+        logits, _ = resnet_tf1.ResNet(20, num_classes=10, device="/gpu:0")(tf.constant(images))
+        assert logits.op.device.lower().endswith("gpu:0")
+        with tf1.Session(config=tf1.ConfigProto(allow_soft_placement=True)) as s:
+            s.run(tf1.global_variables_initializer())
+            assert s.run(logits).shape == (1, 10)
+
+
+@pytest.mark.parametrize("dtype, tol", [("bfloat16", 0.1), ("float16", 0.02)])
+def test_reduced_precision_compute_stays_close_to_float32(dtype, tol):
+    images = np.random.RandomState(4).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    outs = {}
+    for dt in ("float32", dtype):
+        g = tf.Graph()
+        with g.as_default():
+            tf1.set_random_seed(5)
+            logits, _ = resnet_tf1.ResNet(20, num_classes=10, dtype=dt)(tf.constant(images))
+            assert logits.dtype == tf.float32
+            assert all(v.dtype.base_dtype == tf.float32 for v in tf1.global_variables())
+            with tf1.Session() as s:
+                s.run(tf1.global_variables_initializer())
+                outs[dt] = s.run(logits)
+    scale = np.max(np.abs(outs["float32"]))
+    assert np.max(np.abs(outs[dtype] - outs["float32"])) / scale < tol
