@@ -121,8 +121,20 @@ def _numel(shape):
 
 
 def dumps(manifest):
-    """Canonical JSON text: sorted keys, fixed indentation, trailing newline."""
-    return json.dumps(manifest, sort_keys=True, indent=1, separators=(",", ": ")) + "\n"
+    """Canonical JSON text: sorted keys, one variable / end point / layer per line, so that a
+    golden file diffs line by line and is byte-stable across runs and machines."""
+    lines = ["{"]
+    keys = sorted(manifest)
+    for i, key in enumerate(keys):
+        value = manifest[key]
+        comma = "," if i < len(keys) - 1 else ""
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            rows = [" " * 2 + json.dumps(row, sort_keys=True) for row in value]
+            lines.append(" %s: [\n%s\n ]%s" % (json.dumps(key), ",\n".join(rows), comma))
+        else:
+            lines.append(" %s: %s%s" % (json.dumps(key), json.dumps(value, sort_keys=True), comma))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def format_text(manifest):
