@@ -1,0 +1,159 @@
+"""CIFAR-10 in its binary layout, with the paper's augmentation (Section 4.2).
+
+`cifar-10-batches-bin/data_batch_{1..5}.bin` and `test_batch.bin`: records of 1 label byte and
+3072 image bytes (3 x 32 x 32, channel-major). Training: per-pixel mean subtracted (the mean of the
+training split, cached beside the data), 4-pixel zero pad, random 32x32 crop, random horizontal
+flip. The paper's 45k/5k train/validation split is selectable.
+"""
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+
+import numpy as np
+import tensorflow as tf
+
+from resnet_tf1.data.common import DataError, batch_and_prefetch, shuffle_and_repeat
+
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
+SUBDIR = "cifar-10-batches-bin"
+TRAIN_FILES = ["data_batch_%d.bin" % i for i in range(1, 6)]
+TEST_FILES = ["test_batch.bin"]
+RECORD_BYTES = 1 + 32 * 32 * 3
+VALIDATION_SIZE = 5000  # the paper's 45k/5k split
+
+
+def _md5(path):
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def maybe_download(data_dir):
+    """Returns the directory of the binary files, downloading and checking the archive if needed.
+
+    Raises:
+        DataError: the files are absent and the archive cannot be fetched or fails its MD5.
+    """
+    root = os.path.join(data_dir, SUBDIR)
+    if all(os.path.exists(os.path.join(root, f)) for f in TRAIN_FILES + TEST_FILES):
+        return root
+    os.makedirs(data_dir, exist_ok=True)
+    archive = os.path.join(data_dir, os.path.basename(URL))
+    if not os.path.exists(archive):
+        tmp = archive + ".part"
+        try:
+            with urllib.request.urlopen(URL, timeout=60) as r, open(tmp, "wb") as f:
+                shutil.copyfileobj(r, f)
+        except OSError as e:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise DataError(
+                "--data_dir=%s has no CIFAR-10 (%s/{%s,test_batch.bin}) and %s could not be "
+                "downloaded (%s). Download it elsewhere and extract it into %s."
+                % (data_dir, SUBDIR, ",".join(TRAIN_FILES), URL, e, data_dir))
+        os.replace(tmp, archive)
+    digest = _md5(archive)
+    if digest != MD5:
+        raise DataError("%s has MD5 %s, expected %s: delete it and download again"
+                        % (archive, digest, MD5))
+    with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        if os.path.exists(root):
+            shutil.rmtree(root)
+        os.replace(os.path.join(tmp, SUBDIR), root)
+    return root
+
+
+def _records(root, files):
+    paths = [os.path.join(root, f) for f in files]
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise DataError("CIFAR-10 file(s) missing: %s" % ", ".join(missing))
+    for p in paths:
+        if os.path.getsize(p) % RECORD_BYTES:
+            raise DataError("%s is not a CIFAR-10 binary file: its size %d is not a multiple of "
+                            "%d bytes" % (p, os.path.getsize(p), RECORD_BYTES))
+    return paths, sum(os.path.getsize(p) // RECORD_BYTES for p in paths)
+
+
+def split_files(root, split, validation_size=VALIDATION_SIZE):
+    """(files, skip, take) for split 'train' (all 50k), 'train45k', 'validation' (last 5k), 'test'."""
+    if split == "test":
+        paths, n = _records(root, TEST_FILES)
+        return paths, 0, n
+    paths, n = _records(root, TRAIN_FILES)
+    if split in ("train45k", "validation") and not 0 < validation_size < n:
+        raise DataError("the validation split needs %d of the %d training records in %s"
+                        % (validation_size, n, root))
+    if split == "train":
+        return paths, 0, n
+    if split == "train45k":
+        return paths, 0, n - validation_size
+    if split == "validation":
+        return paths, n - validation_size, validation_size
+    raise DataError("unknown CIFAR-10 split %r: expected train, train45k, validation or test"
+                    % split)
+
+
+def _decode(record):
+    raw = tf.io.decode_raw(record, tf.uint8)
+    label = tf.cast(raw[0], tf.int32)
+    image = tf.transpose(tf.reshape(raw[1:], [3, 32, 32]), [1, 2, 0])
+    return tf.cast(image, tf.float32), label
+
+
+def per_pixel_mean(root, validation_size=VALIDATION_SIZE, holdout=False):
+    """The [32, 32, 3] mean image of the training split, computed once and cached as .npy."""
+    paths, skip, take = split_files(root, "train45k" if holdout else "train", validation_size)
+    cache = os.path.join(root, "mean_%s_%d.npy" % ("train45k" if holdout else "train", take))
+    if os.path.exists(cache):
+        return np.load(cache)
+    data = np.concatenate([np.fromfile(p, np.uint8).reshape(-1, RECORD_BYTES) for p in paths])
+    images = data[skip:skip + take, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    mean = images.astype(np.float64).mean(axis=0).astype(np.float32)
+    tmp = cache + ".tmp-%d.npy" % os.getpid()
+    np.save(tmp, mean)
+    os.replace(tmp, cache)
+    return mean
+
+
+def augment(image, seed=None):
+    """The paper's: 4-pixel zero pad, random 32x32 crop, random horizontal flip."""
+    image = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
+    image = tf.image.random_crop(image, [32, 32, 3], seed=seed)
+    return tf.image.random_flip_left_right(image, seed=seed)
+
+
+def dataset(data_dir, split, batch_size, training, holdout=False, seed=None,
+            validation_size=VALIDATION_SIZE, download=True):
+    """Batches of (images [batch, 32, 32, 3] float32 minus the mean, labels [batch] int32).
+
+    Args:
+        split: "train" or "eval"; with `holdout` they are the paper's 45k/5k split, else the 50k
+            training files and the 10k test file.
+    """
+    root = maybe_download(data_dir) if download else os.path.join(data_dir, SUBDIR)
+    name = {("train", False): "train", ("train", True): "train45k",
+            ("eval", False): "test", ("eval", True): "validation"}[(split, holdout)]
+    paths, skip, take = split_files(root, name, validation_size)
+    mean = tf.constant(per_pixel_mean(root, validation_size, holdout))
+    ds = tf.data.FixedLengthRecordDataset(paths, RECORD_BYTES).skip(skip).take(take)
+    ds = shuffle_and_repeat(ds, training, seed=seed, shuffle_buffer=min(take, 50000))
+
+    def preprocess(record):
+        image, label = _decode(record)
+        image = image - mean
+        if training:
+            image = augment(image, seed)
+        return image, label
+
+    ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+    return batch_and_prefetch(ds, batch_size, training), take

@@ -1,0 +1,108 @@
+"""ImageNet as TFRecords in the standard layout, with the paper's preprocessing (Section 3.4).
+
+Files `train-?????-of-?????` and `validation-?????-of-?????` in --data_dir; features
+`image/encoded` (JPEG) and `image/class/label` in 1..1000. Training: scale augmentation (shorter
+side random in [256, 480]), random 224x224 crop, horizontal flip, the AlexNet PCA colour
+augmentation, per-channel mean subtracted (standing in for the per-pixel mean). Evaluation: shorter
+side 256, centre 224 crop; or the paper's 10 crops (4 corners + centre, and their flips).
+A record that cannot be parsed or an image that cannot be decoded is skipped with a warning.
+"""
+
+import os
+
+import tensorflow as tf
+
+from resnet_tf1.data.common import DataError, batch_and_prefetch, shuffle_and_repeat
+
+MEAN_RGB = [123.68, 116.78, 103.94]
+# AlexNet's PCA lighting noise (Krizhevsky et al. 2012), in the 0..255 scale.
+EIGVAL = [55.46, 4.794, 1.148]
+EIGVEC = [[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]]
+PATTERNS = {"train": "train-*-of-*", "eval": "validation-*-of-*"}
+
+
+def files(data_dir, split):
+    pattern = os.path.join(data_dir, PATTERNS[split])
+    found = sorted(tf.io.gfile.glob(pattern))
+    if not found:
+        raise DataError("--data_dir=%s has no ImageNet TFRecords matching %s (the standard "
+                        "layout: train-00000-of-01024 ..., validation-00000-of-00128 ...)"
+                        % (data_dir, PATTERNS[split]))
+    return found
+
+
+def _parse(record, label_offset):
+    features = tf.io.parse_single_example(record, {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+    })
+    image = tf.io.decode_jpeg(features["image/encoded"], channels=3)
+    label = tf.cast(features["image/class/label"], tf.int32) - label_offset
+    return image, label
+
+
+def _resize_shorter(image, size):
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = tf.cast(size, tf.float32) / tf.reduce_min(shape)
+    new = tf.cast(tf.round(shape * scale), tf.int32)
+    return tf.image.resize(image, new, method="bilinear")
+
+
+def _centre_crop(image, size):
+    shape = tf.shape(image)
+    top = (shape[0] - size) // 2
+    left = (shape[1] - size) // 2
+    return image[top:top + size, left:left + size, :]
+
+
+def train_preprocess(image, seed=None, min_size=256, max_size=480, crop=224):
+    size = tf.random.uniform([], min_size, max_size + 1, dtype=tf.int32, seed=seed)
+    image = _resize_shorter(tf.cast(image, tf.float32), size)
+    image = tf.image.random_crop(image, [crop, crop, 3], seed=seed)
+    image = tf.image.random_flip_left_right(image, seed=seed)
+    alpha = tf.random.normal([3], stddev=0.1, seed=seed)
+    image = image + tf.linalg.matvec(tf.constant(EIGVEC), alpha * tf.constant(EIGVAL))
+    return image - tf.constant(MEAN_RGB)
+
+
+def eval_preprocess(image, resize=256, crop=224):
+    image = _resize_shorter(tf.cast(image, tf.float32), resize)
+    return _centre_crop(image, crop) - tf.constant(MEAN_RGB)
+
+
+def ten_crop(image, resize=256, crop=224):
+    """[10, crop, crop, 3]: the 4 corners and the centre, and their horizontal flips."""
+    image = _resize_shorter(tf.cast(image, tf.float32), resize) - tf.constant(MEAN_RGB)
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    crops = [image[:crop, :crop], image[:crop, w - crop:], image[h - crop:, :crop],
+             image[h - crop:, w - crop:], _centre_crop(image, crop)]
+    crops = tf.stack(crops)
+    return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
+
+
+def dataset(data_dir, split, batch_size, training, num_classes=1000, ten_crops=False,
+            seed=None):
+    """Batches of (images, labels). Labels are 0-based for 1000 classes, as stored for 1001.
+
+    With `ten_crops`, images are [batch, 10, 224, 224, 3].
+    """
+    paths = files(data_dir, split)
+    label_offset = 1 if num_classes == 1000 else 0
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    if training:
+        ds = ds.shuffle(len(paths), seed=seed)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(8, len(paths)),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    ds = shuffle_and_repeat(ds, training, seed=seed)
+
+    def preprocess(record):
+        image, label = _parse(record, label_offset)
+        if training:
+            return train_preprocess(image, seed), label
+        return (ten_crop(image) if ten_crops else eval_preprocess(image)), label
+
+    ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+    # A corrupt record or an undecodable image fails its map call; skip it and log a warning.
+    ds = ds.ignore_errors(log_warning=True)
+    return batch_and_prefetch(ds, batch_size, training), None

@@ -1,0 +1,19 @@
+"""Synthetic data for benchmarks: random tensors made on the device, no input pipeline."""
+
+import tensorflow as tf
+
+
+def inputs(batch_size, image_size, num_classes, device=None, seed=0):
+    """(images [batch, size, size, 3] float32, labels [batch] int32), fixed after the first run.
+
+    The tensors live in local (non-checkpointed) variables on `device`, so that a benchmark
+    measures the model, not host-to-device copies.
+    """
+    with tf.device(device):
+        images = tf.compat.v1.get_local_variable(
+            "synthetic_images", initializer=tf.random.normal(
+                [batch_size, image_size, image_size, 3], seed=seed), trainable=False)
+        labels = tf.compat.v1.get_local_variable(
+            "synthetic_labels", initializer=tf.random.uniform(
+                [batch_size], 0, num_classes, tf.int32, seed=seed), trainable=False)
+    return images.read_value(), labels.read_value()

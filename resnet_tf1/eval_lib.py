@@ -1,0 +1,116 @@
+"""Evaluation: top-1 / top-5 over a whole evaluation set, one checkpoint or each new one."""
+
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from resnet_tf1 import metrics as metrics_lib
+from resnet_tf1 import model as model_lib
+from resnet_tf1 import restore as restore_lib
+from resnet_tf1 import train_lib
+from resnet_tf1.data import cifar10, imagenet
+
+tf1 = tf.compat.v1
+
+
+def _dataset(params, ten_crop):
+    if params.dataset == "cifar10":
+        ds, _ = cifar10.dataset(params.data_dir, "eval", params.batch_size, training=False,
+                                holdout=params.holdout_validation)
+        return ds
+    if params.dataset == "imagenet":
+        ds, _ = imagenet.dataset(params.data_dir, "eval", params.batch_size, training=False,
+                                 num_classes=params.num_classes(), ten_crops=ten_crop)
+        return ds
+    raise ValueError("--dataset=%s has no evaluation set (expected cifar10 or imagenet)"
+                     % params.dataset)
+
+
+def evaluate(params, checkpoint, ten_crop=False):
+    """Evaluates `checkpoint` (a prefix or a directory) over the whole evaluation set.
+
+    Args:
+        params: a `train_lib.TrainParams` describing the model and the data.
+        ten_crop: average the softmax over the paper's 10 crops (ImageNet only).
+
+    Returns:
+        dict(top_1_accuracy, top_5_accuracy, num_examples, global_step, checkpoint).
+    """
+    if ten_crop and params.dataset != "imagenet":
+        raise ValueError("--ten_crop applies to --dataset=imagenet only")
+    checkpoint = restore_lib.checkpoint_path(checkpoint)
+    graph = tf.Graph()
+    with graph.as_default():
+        ds = _dataset(params, ten_crop)
+        with tf.device("/cpu:0"):
+            images, labels = tf1.data.make_one_shot_iterator(ds).get_next()
+        model = model_lib.ResNet(**train_lib.model_kwargs(params))
+        if ten_crop:
+            shape = tf.shape(images)
+            flat = tf.reshape(images, tf.concat([[-1], shape[2:]], 0))
+            logits, _ = model(flat, is_training=False)
+            scores = tf.reduce_mean(tf.reshape(tf.nn.softmax(logits),
+                                               [shape[0], 10, params.num_classes()]), axis=1)
+        else:
+            # Rank logits, not their softmax: float32 softmax ties where the logits do not.
+            scores, _ = model(images, is_training=False)
+        k = min(5, params.num_classes())
+        top1 = tf.reduce_sum(tf.cast(metrics_lib.in_top_k(scores, labels, 1), tf.int64))
+        top5 = tf.reduce_sum(tf.cast(metrics_lib.in_top_k(scores, labels, k), tf.int64))
+        count = tf.size(labels, out_type=tf.int64)
+        restorer = restore_lib.Restorer(checkpoint)
+        totals = np.zeros(3, np.int64)
+        start = time.time()
+        with tf1.Session(config=train_lib.session_config()) as sess:
+            restorer.restore(sess)
+            while True:
+                try:
+                    totals += sess.run([top1, top5, count])
+                except tf.errors.OutOfRangeError:
+                    break
+    reader = tf.train.load_checkpoint(checkpoint)
+    step = int(reader.get_tensor("global_step")) if reader.has_tensor("global_step") else None
+    n = int(totals[2])
+    if n == 0:
+        raise ValueError("the evaluation set of --dataset=%s in %s is empty"
+                         % (params.dataset, params.data_dir))
+    logging.info("evaluated %d examples in %.1f s", n, time.time() - start)
+    return {"top_1_accuracy": float(totals[0]) / n, "top_5_accuracy": float(totals[1]) / n,
+            "num_examples": n, "global_step": step, "checkpoint": checkpoint,
+            "ten_crop": bool(ten_crop)}
+
+
+def write_metrics(metrics, eval_dir):
+    """Writes eval_dir/metrics.json (atomically) and TensorBoard scalars."""
+    tf.io.gfile.makedirs(eval_dir)
+    path = os.path.join(eval_dir, "metrics.json")
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+    with tf.Graph().as_default():
+        writer = tf1.summary.FileWriterCache.get(eval_dir)
+        writer.add_summary(tf1.Summary(value=[
+            tf1.Summary.Value(tag="top_1_accuracy", simple_value=metrics["top_1_accuracy"]),
+            tf1.Summary.Value(tag="top_5_accuracy", simple_value=metrics["top_5_accuracy"])]),
+            metrics["global_step"] or 0)
+        writer.flush()
+    return path
+
+
+def watch(params, model_dir, ten_crop=False, timeout=None, max_steps=None):
+    """Evaluates each new checkpoint in `model_dir` as training writes it.
+
+    Stops after `timeout` seconds without a new checkpoint, or once `max_steps` is evaluated.
+    Yields each metrics dict.
+    """
+    for checkpoint in tf.train.checkpoints_iterator(model_dir, timeout=timeout):
+        metrics = evaluate(params, checkpoint, ten_crop)
+        write_metrics(metrics, os.path.join(model_dir, "eval"))
+        yield metrics
+        if max_steps and metrics["global_step"] and metrics["global_step"] >= max_steps:
+            return

@@ -1,0 +1,319 @@
+"""Training: loss, weight decay, schedule, optimizer, towers, hooks, Saver and session config.
+
+Runs without absl: it takes a plain `TrainParams`. Session-based (`MonitoredTrainingSession`):
+periodic checkpoints, automatic resume from the latest checkpoint in `model_dir`, TensorBoard
+summaries, a NaN guard, and progress lines with step, loss, images/sec and ETA.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import tensorflow as tf
+from absl import logging
+
+from resnet_tf1 import data as data_lib
+from resnet_tf1 import metrics as metrics_lib
+from resnet_tf1 import model as model_lib
+from resnet_tf1 import restore as restore_lib
+from resnet_tf1.data import cifar10, imagenet, synthetic
+
+tf1 = tf.compat.v1
+
+
+class NanLossError(RuntimeError):
+    """Training produced a non-finite loss; nothing from that step was saved."""
+
+
+@dataclasses.dataclass
+class TrainParams:
+    """Everything a training run needs; scripts/train.py fills it from flags."""
+    model_dir: str
+    dataset: str = "cifar10"
+    data_dir: str = None
+    depth: int = 20
+    variant: str = "paper"
+    stem: str = None
+    dtype: str = "float32"
+    data_format: str = "NHWC"
+    batch_size: int = 128
+    max_steps: int = 64000
+    learning_rate: float = 0.1
+    lr_boundaries: tuple = (32000, 48000)
+    lr_values: tuple = ()
+    warmup_steps: int = 0
+    optimizer: str = "momentum"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    num_gpus: int = 0
+    device: str = "/gpu:0"
+    save_checkpoints_steps: int = 1000
+    keep_checkpoint_max: int = 5
+    log_every_n_steps: int = 100
+    init_checkpoint: str = None
+    exclude_scopes: tuple = ()
+    holdout_validation: bool = False
+    image_size: int = None
+    seed: int = None
+
+    def num_classes(self):
+        return data_lib.NUM_CLASSES.get(self.dataset, 1000)
+
+    def resolved_image_size(self):
+        return self.image_size or data_lib.IMAGE_SIZE.get(self.dataset, 224)
+
+
+def model_kwargs(params):
+    """The `ResNet` keyword arguments a run's parameters describe (JSON-serialisable)."""
+    kwargs = dict(depth=params.depth, num_classes=params.num_classes(), variant=params.variant,
+                  stem=params.stem, dtype=params.dtype, data_format=params.data_format)
+    return kwargs
+
+
+def learning_rate_schedule(params, global_step):
+    """Piecewise constant, with an optional constant warm-up at a tenth of the first rate.
+
+    `lr_values` (len(lr_boundaries) + 1 values) when given; else learning_rate divided by 10 at
+    each boundary (the paper). The warm-up follows the paper's ResNet-110 (0.01 for the first 400
+    iterations, then back to 0.1).
+    """
+    values = list(params.lr_values) or [params.learning_rate * 0.1 ** i
+                                        for i in range(len(params.lr_boundaries) + 1)]
+    if len(values) != len(params.lr_boundaries) + 1:
+        raise ValueError("--lr_values has %d values; --lr_boundaries has %d boundaries, so %d "
+                         "values were expected" % (len(values), len(params.lr_boundaries),
+                                                   len(params.lr_boundaries) + 1))
+    if list(params.lr_boundaries) != sorted(params.lr_boundaries):
+        raise ValueError("--lr_boundaries must increase: %s" % (list(params.lr_boundaries),))
+    if params.lr_boundaries:
+        lr = tf1.train.piecewise_constant(global_step, [int(b) for b in params.lr_boundaries],
+                                          [float(v) for v in values])
+    else:
+        lr = tf.constant(float(values[0]))
+    if params.warmup_steps:
+        lr = tf1.where(global_step < params.warmup_steps, 0.1 * values[0], lr)
+    return lr
+
+
+def input_batches(params, training, seed=None):
+    """(images, labels) tensors of one global batch, and the number of examples (or None)."""
+    size = params.resolved_image_size()
+    if params.dataset == "synthetic":
+        images, labels = synthetic.inputs(params.batch_size, size, params.num_classes(),
+                                          device=params.device)
+        return images, labels, None
+    if params.dataset == "cifar10":
+        ds, n = cifar10.dataset(params.data_dir, "train" if training else "eval",
+                                params.batch_size, training, holdout=params.holdout_validation,
+                                seed=seed)
+    elif params.dataset == "imagenet":
+        ds, n = imagenet.dataset(params.data_dir, "train" if training else "eval",
+                                 params.batch_size, training, params.num_classes(), seed=seed)
+    else:
+        raise ValueError("unknown dataset %r: expected one of %s"
+                         % (params.dataset, ", ".join(data_lib.DATASETS)))
+    with tf.device("/cpu:0"):
+        images, labels = tf1.data.make_one_shot_iterator(ds).get_next()
+    return images, labels, n
+
+
+def tower_devices(params):
+    """One device per tower: /gpu:0../gpu:N-1 with --num_gpus=N, else the one --device."""
+    if params.num_gpus > 1:
+        return ["/gpu:%d" % i for i in range(params.num_gpus)]
+    return [params.device]
+
+
+def _variables_on(variable_device, compute_device):
+    """Device function: variables on `variable_device`, everything else on `compute_device`."""
+    variable_ops = {"Variable", "VariableV2", "VarHandleOp"}
+
+    def fn(op):
+        return variable_device if op.type in variable_ops else compute_device
+    return fn
+
+
+def build_train_op(params, images, labels, global_step):
+    """Towers with shared variables and averaged gradients (the classic TF1 multi-GPU pattern).
+
+    The global batch is split evenly across towers; BN moving averages are updated from the first
+    tower. Each tower's loss is cross-entropy + weight decay, so the averaged gradient holds the
+    weight decay once.
+
+    Returns:
+        (train_op, metrics) with metrics a dict of scalar tensors: loss, cross_entropy,
+        weight_decay, top_1, learning_rate.
+    """
+    devices = tower_devices(params)
+    if params.batch_size % len(devices):
+        raise ValueError("--batch_size=%d does not split evenly across %d towers"
+                         % (params.batch_size, len(devices)))
+    model = model_lib.ResNet(**model_kwargs(params))
+    scope = model.resolve(params.resolved_image_size())["scope"]
+    lr = learning_rate_schedule(params, global_step)
+    if params.optimizer == "momentum":
+        optimizer = tf1.train.MomentumOptimizer(lr, params.momentum)
+    elif params.optimizer == "adam":
+        optimizer = tf1.train.AdamOptimizer(lr)
+    else:
+        raise ValueError("unknown optimizer %r: expected momentum or adam" % params.optimizer)
+    image_splits = tf.split(images, len(devices))
+    label_splits = tf.split(labels, len(devices))
+    variable_device = "/cpu:0" if len(devices) > 1 else None
+    tower_grads, losses, xents, wds, correct = [], [], [], [], []
+    for i, device in enumerate(devices):
+        placement = _variables_on(variable_device, device) if variable_device else device
+        with tf1.device(placement), tf1.name_scope("tower_%d" % i) as name_scope:
+            logits, _ = model(image_splits[i], is_training=True, reuse=True if i else None)
+            xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=label_splits[i], logits=logits))
+            wd = model_lib.weight_decay_loss(params.weight_decay, scope=scope)
+            # The NaN guard: no gradient (and so no update) is computed from a non-finite loss.
+            loss = tf.debugging.check_numerics(xent + wd, "non-finite training loss")
+            if i == 0:
+                update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, name_scope)
+            tower_grads.append(optimizer.compute_gradients(
+                loss, var_list=tf1.trainable_variables(scope)))
+            losses.append(loss)
+            xents.append(xent)
+            wds.append(wd)
+            correct.append(tf.cast(metrics_lib.in_top_k(logits, label_splits[i], 1), tf.float32))
+    grads = _average_gradients(tower_grads)
+    with tf.control_dependencies(update_ops + losses):
+        train_op = optimizer.apply_gradients(grads, global_step=global_step)
+    metrics = {"loss": tf.add_n(losses) / len(losses),
+               "cross_entropy": tf.add_n(xents) / len(xents),
+               "weight_decay": wds[0],
+               "top_1": tf.reduce_mean(tf.concat(correct, 0)),
+               "learning_rate": lr}
+    return train_op, metrics
+
+
+def _average_gradients(tower_grads):
+    if len(tower_grads) == 1:
+        return tower_grads[0]
+    averaged = []
+    for grads_and_vars in zip(*tower_grads):
+        grads = [g for g, _ in grads_and_vars]
+        averaged.append((tf.add_n(grads) / len(grads), grads_and_vars[0][1]))
+    return averaged
+
+
+class ProgressHook(tf1.train.SessionRunHook):
+    """Logs step, loss, top-1, learning rate, images/sec and ETA; writes images/sec summaries."""
+
+    def __init__(self, metrics, batch_size, max_steps, every_n_steps, model_dir):
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._max_steps = max_steps
+        self._every = max(1, every_n_steps)
+        self._model_dir = model_dir
+        self._last = None
+
+    def begin(self):
+        self._step_tensor = tf1.train.get_global_step()
+
+    def before_run(self, run_context):
+        return tf1.train.SessionRunArgs({"step": self._step_tensor, **self._metrics})
+
+    def after_run(self, run_context, run_values):
+        v = run_values.results
+        step = int(v["step"]) + 1
+        now = time.time()
+        if self._last is None:
+            self._last = (step, now)
+            return
+        if step % self._every and step < self._max_steps:
+            return
+        last_step, last_time = self._last
+        if step <= last_step:
+            return
+        rate = (step - last_step) * self._batch_size / max(now - last_time, 1e-9)
+        steps_per_sec = (step - last_step) / max(now - last_time, 1e-9)
+        eta = (self._max_steps - step) / max(steps_per_sec, 1e-9)
+        logging.info("step %d/%d  loss %.4f  top-1 %.3f  lr %.4g  %.1f images/sec  ETA %s",
+                     step, self._max_steps, v["loss"], v["top_1"], v["learning_rate"], rate,
+                     _hms(eta))
+        writer = tf1.summary.FileWriterCache.get(self._model_dir)
+        writer.add_summary(tf1.Summary(value=[
+            tf1.Summary.Value(tag="images_per_sec", simple_value=rate)]), step)
+        self._last = (step, now)
+
+
+def _hms(seconds):
+    seconds = int(seconds)
+    return "%dh%02dm%02ds" % (seconds // 3600, seconds % 3600 // 60, seconds % 60)
+
+
+def session_config():
+    config = tf1.ConfigProto(allow_soft_placement=True)
+    config.gpu_options.allow_growth = True
+    return config
+
+
+def train(params):
+    """Trains until `params.max_steps`, resuming from `model_dir` when it holds a checkpoint.
+
+    Returns:
+        The final global step.
+
+    Raises:
+        NanLossError: a non-finite loss; the last good checkpoint in model_dir is kept.
+        restore_lib.RestoreError: `init_checkpoint` does not fit the graph.
+        data.DataError: the dataset is missing or unusable.
+    """
+    tf.io.gfile.makedirs(params.model_dir)
+    graph = tf.Graph()
+    with graph.as_default():
+        if params.seed is not None:
+            tf1.set_random_seed(params.seed)
+        global_step = tf1.train.get_or_create_global_step()
+        images, labels, _ = input_batches(params, training=True, seed=params.seed)
+        train_op, metrics = build_train_op(params, images, labels, global_step)
+        for name, tensor in metrics.items():
+            tf1.summary.scalar(name, tensor)
+        init_fn = None
+        if params.init_checkpoint and not tf.train.latest_checkpoint(params.model_dir):
+            restorer = restore_lib.Restorer(params.init_checkpoint,
+                                            exclude_scopes=params.exclude_scopes)
+            logging.info("fine-tuning: %s", restorer.summary())
+
+            def init_fn(scaffold, sess):
+                restorer.restore(sess)
+        elif params.init_checkpoint:
+            logging.info("model_dir %s holds a checkpoint: resuming from it, not from "
+                         "--init_checkpoint", params.model_dir)
+        saver = tf1.train.Saver(max_to_keep=params.keep_checkpoint_max,
+                                save_relative_paths=True)
+        scaffold = tf1.train.Scaffold(init_fn=init_fn, saver=saver)
+        hooks = [tf1.train.StopAtStepHook(last_step=params.max_steps),
+                 ProgressHook(metrics, params.batch_size, params.max_steps,
+                              params.log_every_n_steps, params.model_dir)]
+        _write_json(os.path.join(params.model_dir, "model_config.json"),
+                    {"model": model_kwargs(params)})
+        try:
+            with tf1.train.MonitoredTrainingSession(
+                    checkpoint_dir=params.model_dir, scaffold=scaffold, hooks=hooks,
+                    save_checkpoint_steps=params.save_checkpoints_steps,
+                    save_summaries_steps=params.log_every_n_steps, log_step_count_steps=None,
+                    config=session_config()) as sess:
+                start = sess.run(global_step)
+                if start:
+                    logging.info("resumed from step %d in %s", start, params.model_dir)
+                while not sess.should_stop():
+                    sess.run(train_op)
+        except tf.errors.InvalidArgumentError as e:
+            if "non-finite training loss" not in str(e):
+                raise
+            raise NanLossError(
+                "training loss became NaN or Inf; stopped without saving. Last good "
+                "checkpoint: %s" % (tf.train.latest_checkpoint(params.model_dir) or "none"))
+        return int(tf.train.load_checkpoint(params.model_dir).get_tensor("global_step"))
+
+
+def _write_json(path, obj):
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    tf.io.gfile.rename(tmp, path, overwrite=True)

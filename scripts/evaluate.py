@@ -1,0 +1,58 @@
+#!/usr/bin/env python
+"""Evaluate top-1 / top-5: python scripts/evaluate.py --flagfile=... --model_dir=...
+
+Takes the training flagfile (model and data flags); evaluates the latest checkpoint in
+--model_dir, or --checkpoint_path; writes <model_dir>/eval/metrics.json. --watch evaluates each
+new checkpoint as training writes it.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from absl import app, flags, logging  # noqa: E402
+
+import run_flags  # noqa: E402
+from resnet_tf1 import data, eval_lib, restore  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint_path", None, "A checkpoint prefix to evaluate instead of the "
+                    "latest in --model_dir.")
+flags.DEFINE_bool("ten_crop", False, "ImageNet: average over the paper's 10 crops.")
+flags.DEFINE_bool("watch", False, "Evaluate each new checkpoint in --model_dir as it appears.")
+flags.DEFINE_integer("watch_timeout", 3600, "With --watch, stop after this many seconds without "
+                     "a new checkpoint.")
+
+
+def _report(metrics):
+    print("step %s: top-1 %.4f  top-5 %.4f  over %d examples (%s)"
+          % (metrics["global_step"], metrics["top_1_accuracy"], metrics["top_5_accuracy"],
+             metrics["num_examples"], metrics["checkpoint"]))
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
+    try:
+        params = run_flags.params_from_flags()
+        eval_dir = os.path.join(params.model_dir, "eval")
+        if FLAGS.watch:
+            for metrics in eval_lib.watch(params, params.model_dir, FLAGS.ten_crop,
+                                          timeout=FLAGS.watch_timeout,
+                                          max_steps=params.max_steps):
+                _report(metrics)
+            return 0
+        metrics = eval_lib.evaluate(params, FLAGS.checkpoint_path or params.model_dir,
+                                    FLAGS.ten_crop)
+        path = eval_lib.write_metrics(metrics, eval_dir)
+    except (ValueError, data.DataError, restore.RestoreError) as e:
+        print("evaluate: error: %s" % e, file=sys.stderr)
+        return 1
+    _report(metrics)
+    logging.info("wrote %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,40 @@
+#!/usr/bin/env python
+"""Train a ResNet with sessions: python scripts/train.py --flagfile=scripts/flags/<recipe>.flags
+
+Resumes from the latest checkpoint in --model_dir; writes --model_dir/flags.txt, a flagfile that
+reproduces the run; TensorBoard summaries in --model_dir.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from absl import app, logging  # noqa: E402
+
+import run_flags  # noqa: E402
+from resnet_tf1 import data, restore, train_lib  # noqa: E402
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
+    try:
+        params = run_flags.params_from_flags()
+        os.makedirs(params.model_dir, exist_ok=True)
+        path = os.path.join(params.model_dir, "flags.txt")
+        with open(path + ".tmp", "w") as f:
+            f.write(run_flags.flagfile_text())
+        os.replace(path + ".tmp", path)
+        logging.info("training %s ResNet-%d on %s into %s (flags in %s)", params.variant,
+                     params.depth, params.dataset, params.model_dir, path)
+        step = train_lib.train(params)
+    except (ValueError, data.DataError, restore.RestoreError, train_lib.NanLossError) as e:
+        print("train: error: %s" % e, file=sys.stderr)
+        return 1
+    logging.info("done at step %d; checkpoints in %s", step, params.model_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,318 @@
+"""Training and evaluation on small data the tests make: pipelines, learning, resume, SIGKILL,
+NaN guard, towers, fine-tuning, metrics.json and the CLI's error lines."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import data_util
+from resnet_tf1 import eval_lib, train_lib
+from resnet_tf1.data import DataError, cifar10, imagenet
+
+tf1 = tf.compat.v1
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("cifar"))
+    data_util.write_cifar(d)
+    return d
+
+
+def params(model_dir, data_dir, **kw):
+    base = dict(model_dir=str(model_dir), dataset="cifar10", data_dir=data_dir, depth=20,
+                batch_size=16, max_steps=10, learning_rate=0.1, lr_boundaries=(),
+                save_checkpoints_steps=5, log_every_n_steps=5, seed=1)
+    base.update(kw)
+    return train_lib.TrainParams(**base)
+
+
+def take(make_dataset, n=1):
+    """The first `n` batches of the dataset `make_dataset()` builds (in a fresh graph)."""
+    with tf.Graph().as_default():
+        nxt = tf1.data.make_one_shot_iterator(make_dataset()[0]).get_next()
+        with tf1.Session() as s:
+            return [s.run(nxt) for _ in range(n)]
+
+
+# ---- data ------------------------------------------------------------------------------------
+
+def test_cifar_pipeline_shapes_labels_and_augmentation(cifar_dir):
+    root = os.path.join(cifar_dir, cifar10.SUBDIR)
+    raw = np.fromfile(os.path.join(root, "data_batch_1.bin"), np.uint8).reshape(-1, 3073)
+    with tf.Graph().as_default():
+        assert cifar10.dataset(cifar_dir, "eval", 25, training=False, download=False)[1] == 100
+    (images, labels), = take(lambda: cifar10.dataset(cifar_dir, "eval", 25, training=False,
+                                                     download=False))
+    assert images.shape == (25, 32, 32, 3) and images.dtype == np.float32
+    assert labels.dtype == np.int32 and labels.min() >= 0 and labels.max() <= 9
+    mean = np.load(os.path.join(root, "mean_train_300.npy"))
+    all_train = np.concatenate([np.fromfile(os.path.join(root, f), np.uint8).reshape(-1, 3073)
+                                for f in cifar10.TRAIN_FILES])
+    expected = all_train[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).mean(0)
+    np.testing.assert_allclose(mean, expected, rtol=1e-5)
+    test = np.fromfile(os.path.join(root, "test_batch.bin"), np.uint8).reshape(-1, 3073)
+    np.testing.assert_array_equal(labels, test[:25, 0])
+    np.testing.assert_allclose(images[0], test[0, 1:].reshape(3, 32, 32).transpose(1, 2, 0)
+                               - mean, atol=1e-4)
+    batches = take(lambda: cifar10.dataset(cifar_dir, "train", 64, training=True, seed=3,
+                                           download=False), 3)
+    images = np.concatenate([b[0] for b in batches])
+    # Augmented pixels are image - mean, or 0 where the 4-pixel zero pad shows.
+    lo, hi = -mean.max() - 1e-3, 255 - mean.min() + 1e-3
+    assert images.min() >= lo and images.max() <= hi
+    assert np.any(np.all(images[:, :, 0, :] == 0, axis=-1)), "no padded column ever shown"
+    assert len(raw) == 60
+
+
+def test_cifar_holdout_split(cifar_dir):
+    with tf.Graph().as_default():
+        _, n_train = cifar10.dataset(cifar_dir, "train", 8, True, holdout=True,
+                                     validation_size=50, download=False)
+        _, n_val = cifar10.dataset(cifar_dir, "eval", 8, False, holdout=True,
+                                   validation_size=50, download=False)
+    assert (n_train, n_val) == (250, 50)
+    with pytest.raises(DataError, match="needs 5000 of the 300 training records"):
+        cifar10.dataset(cifar_dir, "train", 8, True, holdout=True, download=False)
+
+
+def test_cifar_missing_offline_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(cifar10, "URL", "http://127.0.0.1:9/cifar-10-binary.tar.gz")
+    with pytest.raises(DataError, match="has no CIFAR-10.*could not be downloaded"):
+        cifar10.maybe_download(str(tmp_path))
+    assert not any(f.endswith(".part") for f in os.listdir(tmp_path))
+
+
+def test_cifar_archive_md5_is_checked(tmp_path):
+    (tmp_path / "cifar-10-binary.tar.gz").write_bytes(b"truncated download")
+    with pytest.raises(DataError, match="MD5 .* expected c32a1d4ab5d03f1284b67883e8d87530"):
+        cifar10.maybe_download(str(tmp_path))
+
+
+def test_imagenet_pipeline_skips_corrupt_records(tmp_path):
+    d = str(tmp_path)
+    good = data_util.write_imagenet(d, "validation", shards=2, per_shard=3, corrupt=1)
+    data_util.write_imagenet(d, "train", shards=1, per_shard=4, corrupt=1)
+    with tf.Graph().as_default():
+        ds, _ = imagenet.dataset(d, "eval", 2, training=False)
+        nxt = tf1.data.make_one_shot_iterator(ds).get_next()
+        seen = []
+        with tf1.Session() as s:
+            while True:
+                try:
+                    images, labels = s.run(nxt)
+                except tf.errors.OutOfRangeError:
+                    break
+                assert images.shape[1:] == (224, 224, 3)
+                seen.extend(labels)
+    assert len(seen) == good == 5
+    assert all(0 <= label < 1000 for label in seen)
+    (images, labels), = take(lambda: imagenet.dataset(d, "train", 3, training=True, seed=0))
+    assert images.shape == (3, 224, 224, 3)
+    (images, _), = take(lambda: imagenet.dataset(d, "eval", 2, training=False, ten_crops=True))
+    assert images.shape == (2, 10, 224, 224, 3)
+    np.testing.assert_allclose(images[0, 5], images[0, 0][:, ::-1], atol=1e-4)
+    with pytest.raises(DataError, match="no ImageNet TFRecords matching"):
+        imagenet.dataset(str(tmp_path / "empty"), "train", 2, True)
+
+
+# ---- training ---------------------------------------------------------------------------------
+
+def _final_loss(model_dir):
+    from tensorboard.backend.event_processing import event_accumulator
+    acc = event_accumulator.EventAccumulator(str(model_dir))
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars("cross_entropy")]
+
+
+def test_training_lowers_the_loss_and_writes_summaries(cifar_dir, tmp_path):
+    p = params(tmp_path / "run", cifar_dir, max_steps=40, log_every_n_steps=5, learning_rate=0.01)
+    assert train_lib.train(p) == 40
+    losses = _final_loss(tmp_path / "run")
+    first, last = losses[0][1], np.mean([v for _, v in losses[-3:]])
+    assert first == pytest.approx(np.log(10), rel=0.05)  # chance level for 10 classes
+    assert last < 0.5 * first, losses
+    tags = set()
+    from tensorboard.backend.event_processing import event_accumulator
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "run"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"loss", "top_1", "learning_rate", "images_per_sec"} <= tags
+
+
+def test_resume_continues_the_global_step(cifar_dir, tmp_path):
+    p = params(tmp_path / "run", cifar_dir, max_steps=5)
+    assert train_lib.train(p) == 5
+    p.max_steps = 8
+    assert train_lib.train(p) == 8
+    steps = sorted(int(c.split("-")[-1]) for c in
+                   tf.train.get_checkpoint_state(str(tmp_path / "run")).all_model_checkpoint_paths)
+    assert steps == [0, 5, 8]  # MonitoredTrainingSession also saves when a run starts
+
+
+def _cli(script, *args, **kw):
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", script)] + list(args),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            **kw)
+
+
+def test_sigkill_then_restart_resumes_from_the_last_checkpoint(cifar_dir, tmp_path):
+    model_dir = str(tmp_path / "run")
+    args = ["--dataset=cifar10", "--data_dir=" + cifar_dir, "--model_dir=" + model_dir,
+            "--depth=20", "--batch_size=8", "--lr_boundaries=", "--save_checkpoints_steps=3",
+            "--log_every_n_steps=1"]
+    proc = _cli("train.py", *args, "--max_steps=100000")
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        latest = tf.train.latest_checkpoint(model_dir)
+        if latest and int(latest.split("-")[-1]) >= 6:
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    latest = tf.train.latest_checkpoint(model_dir)
+    assert latest, "no checkpoint before the kill"
+    killed_at = int(tf.train.load_checkpoint(latest).get_tensor("global_step"))
+    r = _cli("train.py", *args, "--max_steps=%d" % (killed_at + 2))
+    out, _ = r.communicate(timeout=300)
+    assert r.returncode == 0, out[-3000:]
+    assert "resumed from step %d" % killed_at in out
+    assert int(tf.train.load_checkpoint(model_dir).get_tensor("global_step")) == killed_at + 2
+    flags_txt = open(os.path.join(model_dir, "flags.txt")).read()
+    assert "--depth=20\n" in flags_txt and "--max_steps=%d\n" % (killed_at + 2) in flags_txt
+
+
+def test_nan_stops_cleanly_and_keeps_the_last_good_checkpoint(cifar_dir, tmp_path):
+    p = params(tmp_path / "run", cifar_dir, max_steps=3, save_checkpoints_steps=3)
+    train_lib.train(p)
+    p.max_steps, p.learning_rate = 200, 1e12
+    with pytest.raises(train_lib.NanLossError, match="NaN or Inf.*Last good checkpoint: .*-3"):
+        train_lib.train(p)
+    reader = tf.train.load_checkpoint(str(tmp_path / "run"))
+    assert int(reader.get_tensor("global_step")) == 3
+    for name in reader.get_variable_to_shape_map():
+        value = reader.get_tensor(name)
+        assert np.all(np.isfinite(value)), name
+
+
+def _one_step(num_gpus, images, labels):
+    p = train_lib.TrainParams(model_dir="unused", dataset="cifar10", depth=20, batch_size=8,
+                              num_gpus=num_gpus, learning_rate=0.5, lr_boundaries=(),
+                              device="/cpu:0")
+    g = tf.Graph()
+    with g.as_default():
+        tf1.set_random_seed(7)
+        step = tf1.train.get_or_create_global_step()
+        train_op, _ = train_lib.build_train_op(p, tf.constant(images), tf.constant(labels), step)
+        with tf1.Session(config=train_lib.session_config()) as s:
+            s.run(tf1.global_variables_initializer())
+            s.run(train_op)
+            return {v.op.name: s.run(v) for v in tf1.global_variables()
+                    if "Momentum" not in v.op.name}
+
+
+def test_two_towers_give_the_same_update_as_one_tower_on_the_concatenated_batch():
+    rng = np.random.RandomState(0)
+    half = rng.normal(0, 50, (4, 32, 32, 3)).astype(np.float32)
+    labels = rng.randint(0, 10, 4).astype(np.int32)
+    # Equal halves, so that per-tower BN statistics equal the whole batch's.
+    images, labels = np.concatenate([half, half]), np.concatenate([labels, labels])
+    one, two = _one_step(1, images, labels), _one_step(2, images, labels)
+    assert set(one) == set(two)
+    init = _initial(7)
+    decay = 0.997
+    for name in one:
+        a, b = one[name], two[name]
+        if name.endswith("moving_variance"):
+            # Fused BN stores the unbiased variance, n/(n-1) times the batch's: a tower sees half
+            # the values per channel. Compare the biased batch variances both updates came from.
+            n = np.prod(images.shape[:3]) // (32 * 32) * _spatial(name)
+            a = (a - decay * init[name]) / (1 - decay) * (n - 1) / n
+            b = (b - decay * init[name]) / (1 - decay) * (n // 2 - 1) / (n // 2)
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=name)
+    moved = [n for n in one if "weights" in n]
+    assert any(np.max(np.abs(one[n] - init[n])) > 1e-4 for n in moved)
+
+
+def _spatial(name):
+    """Spatial positions per example at a CIFAR ResNet-20 BN layer."""
+    return {"block2": 16 * 16, "block3": 8 * 8}.get(name.split("/")[1], 32 * 32)
+
+
+def _initial(seed):
+    g = tf.Graph()
+    with g.as_default():
+        tf1.set_random_seed(seed)
+        step = tf1.train.get_or_create_global_step()
+        p = train_lib.TrainParams(model_dir="unused", depth=20, batch_size=8, lr_boundaries=(),
+                                  device="/cpu:0")
+        train_lib.build_train_op(p, tf.zeros([8, 32, 32, 3]), tf.zeros([8], tf.int32), step)
+        with tf1.Session() as s:
+            s.run(tf1.global_variables_initializer())
+            return {v.op.name: s.run(v) for v in tf1.global_variables()}
+
+
+def test_fine_tuning_restores_all_but_the_excluded_scopes(cifar_dir, tmp_path):
+    base = params(tmp_path / "base", cifar_dir, max_steps=2)
+    train_lib.train(base)
+    tuned = params(tmp_path / "tuned", cifar_dir, max_steps=1, learning_rate=0.0,
+                   init_checkpoint=str(tmp_path / "base"),
+                   exclude_scopes=("cifar_resnet20/logits",), seed=99)
+    train_lib.train(tuned)
+    a = tf.train.load_checkpoint(str(tmp_path / "base"))
+    b = tf.train.load_checkpoint(str(tmp_path / "tuned"))
+    np.testing.assert_array_equal(a.get_tensor("cifar_resnet20/conv1/weights"),
+                                  b.get_tensor("cifar_resnet20/conv1/weights"))
+    assert not np.array_equal(a.get_tensor("cifar_resnet20/logits/weights"),
+                              b.get_tensor("cifar_resnet20/logits/weights"))
+
+
+def test_evaluate_writes_metrics_that_match_the_predictions(cifar_dir, tmp_path):
+    p = params(tmp_path / "run", cifar_dir, max_steps=5, batch_size=16)
+    train_lib.train(p)
+    r = _cli("evaluate.py", "--dataset=cifar10", "--data_dir=" + cifar_dir,
+             "--model_dir=" + str(tmp_path / "run"), "--depth=20", "--batch_size=30")
+    out, _ = r.communicate(timeout=300)
+    assert r.returncode == 0, out[-3000:]
+    metrics = json.load(open(tmp_path / "run" / "eval" / "metrics.json"))
+    assert metrics["num_examples"] == 100 and metrics["global_step"] == 5
+    # The same numbers from the raw test file and the restored logits, computed here.
+    root = os.path.join(cifar_dir, cifar10.SUBDIR)
+    test = np.fromfile(os.path.join(root, "test_batch.bin"), np.uint8).reshape(-1, 3073)
+    mean = np.load(os.path.join(root, "mean_train_300.npy"))
+    images = test[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32) - mean
+    import resnet_tf1
+    with tf.Graph().as_default():
+        logits, _ = resnet_tf1.ResNet(**train_lib.model_kwargs(p))(tf.constant(images))
+        from resnet_tf1 import restore
+        restorer = restore.Restorer(str(tmp_path / "run"))
+        with tf1.Session() as s:
+            restorer.restore(s)
+            out_logits = s.run(logits)
+    top1 = np.mean(out_logits.argmax(1) == test[:, 0])
+    top5 = np.mean([label in np.argsort(-row, kind="stable")[:5]
+                    for row, label in zip(out_logits, test[:, 0])])
+    assert metrics["top_1_accuracy"] == pytest.approx(top1)
+    assert metrics["top_5_accuracy"] == pytest.approx(top5)
+    assert "top-1 %.4f" % top1 in out
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--depth=51", "train: error: --depth=51 is not a ResNet depth"),
+    ("--lr_values=0.1,0.01", "train: error: --lr_values has 2 values; --lr_boundaries has 2"),
+])
+def test_bad_flags_get_one_line_and_exit_1(cifar_dir, tmp_path, flag, message):
+    r = _cli("train.py", "--data_dir=" + cifar_dir, "--model_dir=" + str(tmp_path / "m"),
+             "--max_steps=1", flag)
+    out, _ = r.communicate(timeout=300)
+    assert r.returncode == 1
+    assert [l for l in out.splitlines() if l.startswith("train: error:")][0].startswith(message)
