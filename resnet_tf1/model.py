@@ -102,7 +102,8 @@ class ResNet:
         architecture: "imagenet" or "cifar"; None chooses CIFAR for depths 6n+2 that are not
             ImageNet depths, and for depth 50 (= 6*8+2) only when the input is 32x32.
         shortcut: the paper's option "A" (identity, zero-padded channels), "B" (projection where
-            the shape changes) or "C" (projection everywhere). None: "A" for CIFAR, "B" for ImageNet.
+            the shape changes) or "C" (projection everywhere). None: "A" for CIFAR, "B" for
+            ImageNet.
         stem: "imagenet" (7x7/2 conv + 3x3/2 max-pool) or "cifar" (3x3/1 conv, no pool: the CIFAR
             nets of the paper, and the CIFAR ResNet-18 of seed article 002 when combined with an
             ImageNet depth). None follows the architecture.
@@ -151,7 +152,8 @@ class ResNet:
                         "a CIFAR depth 6n+2 (20, 32, 44, ...) for architecture='cifar'")
         self._check(shortcut is None or shortcut in SHORTCUTS, "shortcut", shortcut,
                     "None or one of " + _choices(SHORTCUTS))
-        self._check(stem is None or stem in STEMS, "stem", stem, "None or one of " + _choices(STEMS))
+        self._check(stem is None or stem in STEMS, "stem", stem,
+                    "None or one of " + _choices(STEMS))
         self._check(isinstance(conv_bias, bool), "conv_bias", conv_bias, "True or False")
         self._check(isinstance(bn_epsilon, (int, float)) and bn_epsilon > 0, "bn_epsilon",
                     bn_epsilon, "a positive number")
@@ -187,7 +189,8 @@ class ResNet:
     @staticmethod
     def _check(ok, name, value, expected):
         if not ok:
-            raise ValueError("ResNet argument %s=%r is invalid: expected %s." % (name, value, expected))
+            raise ValueError("ResNet argument %s=%r is invalid: expected %s."
+                             % (name, value, expected))
 
     def get_config(self):
         """The constructor's keyword arguments, JSON-serialisable: `ResNet(**config)`."""

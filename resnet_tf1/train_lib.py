@@ -101,7 +101,7 @@ def input_batches(params, training, seed=None):
     size = params.resolved_image_size()
     if params.dataset == "synthetic":
         images, labels = synthetic.inputs(params.batch_size, size, params.num_classes(),
-                                          device=params.device)
+                                          device=resolve_device(params.device))
         return images, labels, None
     if params.dataset == "cifar10":
         ds, n = cifar10.dataset(params.data_dir, "train" if training else "eval",
@@ -118,11 +118,23 @@ def input_batches(params, training, seed=None):
     return images, labels, n
 
 
+def resolve_device(device):
+    """`device`, or "/cpu:0" for a GPU device on a machine without GPUs.
+
+    Soft placement would fall back to the CPU anyway, but it logs a warning per moved resource;
+    this falls back once, with one log line.
+    """
+    if device and "gpu" in device.lower() and not tf.config.list_physical_devices("GPU"):
+        logging.log_first_n(logging.INFO, "no GPU found: %s falls back to /cpu:0", 1, device)
+        return "/cpu:0"
+    return device
+
+
 def tower_devices(params):
     """One device per tower: /gpu:0../gpu:N-1 with --num_gpus=N, else the one --device."""
     if params.num_gpus > 1:
-        return ["/gpu:%d" % i for i in range(params.num_gpus)]
-    return [params.device]
+        return [resolve_device("/gpu:%d" % i) for i in range(params.num_gpus)]
+    return [resolve_device(params.device)]
 
 
 def _variables_on(variable_device, compute_device):
@@ -273,20 +285,18 @@ def train(params):
         train_op, metrics = build_train_op(params, images, labels, global_step)
         for name, tensor in metrics.items():
             tf1.summary.scalar(name, tensor)
-        init_fn = None
+        restorer = None
         if params.init_checkpoint and not tf.train.latest_checkpoint(params.model_dir):
             restorer = restore_lib.Restorer(params.init_checkpoint,
                                             exclude_scopes=params.exclude_scopes)
             logging.info("fine-tuning: %s", restorer.summary())
-
-            def init_fn(scaffold, sess):
-                restorer.restore(sess)
         elif params.init_checkpoint:
             logging.info("model_dir %s holds a checkpoint: resuming from it, not from "
                          "--init_checkpoint", params.model_dir)
         saver = tf1.train.Saver(max_to_keep=params.keep_checkpoint_max,
                                 save_relative_paths=True)
-        scaffold = tf1.train.Scaffold(init_fn=init_fn, saver=saver)
+        scaffold = tf1.train.Scaffold(
+            init_fn=(lambda _, sess: restorer.restore(sess)) if restorer else None, saver=saver)
         hooks = [tf1.train.StopAtStepHook(last_step=params.max_steps),
                  ProgressHook(metrics, params.batch_size, params.max_steps,
                               params.log_every_n_steps, params.model_dir)]

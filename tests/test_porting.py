@@ -83,14 +83,13 @@ def test_slim(tmp_path, depth, v1):
     assert config["labels"] == "imagenet1000"
     assert config["source"]["skipped_training_state"] == ["global_step"]
     assert len(config["source"]["sha256"]) == 64
-    assert sorted(os.listdir(out)) == ["checkpoint", "config.json", "model.ckpt.data-00000-of-00001",
-                                       "model.ckpt.index"]
+    assert sorted(os.listdir(out)) == ["checkpoint", "config.json",
+                                       "model.ckpt.data-00000-of-00001", "model.ckpt.index"]
     if "--verify" in r.args:
         assert "verify: max abs logit difference" in r.stdout and "top-1 agreement 100%" in r.stdout
 
 
 def keras_h5(tmp, model, name, rng):
-    arrays = {}
     for layer in model.layers:
         names = [w.name for w in layer.weights]
         values = [random_value(n, w.shape, rng) for n, w in zip(names, layer.get_weights())]

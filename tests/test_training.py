@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import data_util
-from resnet_tf1 import eval_lib, train_lib
+from resnet_tf1 import train_lib
 from resnet_tf1.data import DataError, cifar10, imagenet
 
 tf1 = tf.compat.v1

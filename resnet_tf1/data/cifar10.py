@@ -85,7 +85,7 @@ def _records(root, files):
 
 
 def split_files(root, split, validation_size=VALIDATION_SIZE):
-    """(files, skip, take) for split 'train' (all 50k), 'train45k', 'validation' (last 5k), 'test'."""
+    """(files, skip, take) for 'train' (all 50k), 'train45k', 'validation' (last 5k), 'test'."""
     if split == "test":
         paths, n = _records(root, TEST_FILES)
         return paths, 0, n

@@ -7,8 +7,9 @@ Dump the `.caffemodel` where Caffe is installed (see checkpoints/README.md):
                                  for name, blobs in net.params.items()
                                  for i, blob in enumerate(blobs)})
 
-Layers: `conv1`, `bn_conv1` + `scale_conv1`, `res{2..5}{a,b,c..}_branch{1,2a,2b,2c}` with `bn...` and
-`scale...`; ResNet-101/152 number the units of stages 3 and 4 (`res3b1`, `res4b22`); `fc1000`.
+Layers: `conv1`, `bn_conv1` + `scale_conv1`, `res{2..5}{a,b,c..}_branch{1,2a,2b,2c}` with
+`bn...` and `scale...`; ResNet-101/152 number the units of stages 3 and 4 (`res3b1`,
+`res4b22`); `fc1000`.
 Blobs: conv [out, in, kh, kw] (+ bias), BN (mean, variance, moving-average factor), Scale (gamma,
 beta), InnerProduct ([out, in], bias). Stride on the first unit's 1x1 (`branch2a`), our
 `variant="paper"`; pool1 3x3/2 in ceil mode, the same windows as TF 'SAME' on 112x112.
@@ -19,7 +20,8 @@ import re
 import numpy as np
 
 from resnet_tf1 import model as model_lib
-from resnet_tf1.porting.common import Consumer, Port, PortError, unit_scopes
+from resnet_tf1.porting.common import (Consumer, Port, PortError, bottleneck_depth,
+                                       unit_scopes)
 
 # Per-channel means (BGR) of the mean image ResNet_mean.binaryproto the models were trained with.
 MSRA_MEAN_BGR = [103.0626238, 115.90288257, 123.15163084]
@@ -51,12 +53,7 @@ def detect_depth(arrays):
             stage, letter, number = int(m.group(1)), m.group(2), m.group(3)
             k = int(number) if number else ord(letter) - ord("a")
             units[stage] = max(units.get(stage, 0), k + 1)
-    key = tuple(units.get(s, 0) for s in (2, 3, 4, 5))
-    for depth, table in model_lib.IMAGENET_UNITS.items():
-        if table == key and depth not in model_lib.BASIC_DEPTHS:
-            return depth
-    raise PortError("Caffe blobs have units per stage %s, which match no MSRA ResNet "
-                    "(50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3))" % (key,))
+    return bottleneck_depth(units, "Caffe blob dump")
 
 
 def to_target(arrays, depth=None, num_classes=None, scope=None):

@@ -90,6 +90,18 @@ def bn_names(prefix):
             for k in ("gamma", "beta", "moving_mean", "moving_variance")]
 
 
+def bottleneck_depth(units_per_stage, what):
+    """The bottleneck ResNet depth with `units_per_stage` ({stage 2..5: units}), or PortError."""
+    from resnet_tf1 import model as model_lib
+    key = tuple(units_per_stage.get(s, 0) for s in (2, 3, 4, 5))
+    for depth, table in model_lib.IMAGENET_UNITS.items():
+        if table == key and depth not in model_lib.BASIC_DEPTHS:
+            return depth
+    raise PortError("%s has units per stage %s, which match no bottleneck ResNet (50: (3, 4, 6, "
+                    "3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3), 200: (3, 24, 36, 3))"
+                    % (what, key))
+
+
 def unit_scopes(model):
     """[(stage_index, unit_index, our unit scope, has_projection)] for an ImageNet ResNet.
 

@@ -15,8 +15,8 @@ import re
 import string
 
 from resnet_tf1 import model as model_lib
-from resnet_tf1.porting.common import CAFFE_BGR, Consumer, Port, PortError, bn_names, \
-    unit_scopes
+from resnet_tf1.porting.common import (CAFFE_BGR, Consumer, Port, PortError, bn_names,
+                                       bottleneck_depth, unit_scopes)
 
 SCHEMES = ("keras2016", "keras")
 _BLOCK = re.compile(r"^conv(\d)_block(\d+)_")
@@ -70,12 +70,7 @@ def _units(arrays, scheme):
             if m:
                 counts[int(m.group(1))] = max(counts.get(int(m.group(1)), 0),
                                               string.ascii_lowercase.index(m.group(2)) + 1)
-    units = tuple(counts.get(s, 0) for s in (2, 3, 4, 5))
-    for depth, table_units in model_lib.IMAGENET_UNITS.items():
-        if table_units == units and depth not in model_lib.BASIC_DEPTHS:
-            return depth
-    raise PortError("Keras weights have units per stage %s, which match no bottleneck ResNet "
-                    "(50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3))" % (units,))
+    return bottleneck_depth(counts, "Keras weights file")
 
 
 def model_config(scheme, depth, num_classes, scope=None):
