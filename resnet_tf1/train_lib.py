@@ -180,13 +180,13 @@ def build_train_op(params, images, labels, global_step):
             logits, _ = model(image_splits[i], is_training=True, reuse=True if i else None)
             xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
                 labels=label_splits[i], logits=logits))
-            wd = model_lib.weight_decay_loss(params.weight_decay, scope=scope)
+            wd = model_lib.weight_decay_loss(params.weight_decay, scope=scope + "/")
             # The NaN guard: no gradient (and so no update) is computed from a non-finite loss.
             loss = tf.debugging.check_numerics(xent + wd, "non-finite training loss")
             if i == 0:
                 update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, name_scope)
             tower_grads.append(optimizer.compute_gradients(
-                loss, var_list=tf1.trainable_variables(scope)))
+                loss, var_list=tf1.trainable_variables(scope + "/")))
             losses.append(loss)
             xents.append(xent)
             wds.append(wd)
@@ -213,7 +213,10 @@ def _average_gradients(tower_grads):
 
 
 class ProgressHook(tf1.train.SessionRunHook):
-    """Logs step, loss, top-1, learning rate, images/sec and ETA; writes images/sec summaries."""
+    """Logs step, loss, top-1, learning rate, images/sec and ETA; writes images/sec summaries.
+
+    The metrics are fetched only on logging steps; other steps fetch the global step alone.
+    """
 
     def __init__(self, metrics, batch_size, max_steps, every_n_steps, model_dir):
         self._metrics = metrics
@@ -222,28 +225,33 @@ class ProgressHook(tf1.train.SessionRunHook):
         self._every = max(1, every_n_steps)
         self._model_dir = model_dir
         self._last = None
+        self._step = None
 
     def begin(self):
         self._step_tensor = tf1.train.get_global_step()
 
+    def _logging_step(self, step):
+        return step % self._every == 0 or step >= self._max_steps
+
     def before_run(self, run_context):
-        return tf1.train.SessionRunArgs({"step": self._step_tensor, **self._metrics})
+        fetches = {"step": self._step_tensor}
+        if self._step is not None and self._logging_step(self._step + 1):
+            fetches.update(self._metrics)
+        return tf1.train.SessionRunArgs(fetches)
 
     def after_run(self, run_context, run_values):
         v = run_values.results
-        step = int(v["step"]) + 1
+        step = self._step = int(v["step"]) + 1
         now = time.time()
         if self._last is None:
             self._last = (step, now)
             return
-        if step % self._every and step < self._max_steps:
+        if "loss" not in v:
             return
         last_step, last_time = self._last
-        if step <= last_step:
-            return
-        rate = (step - last_step) * self._batch_size / max(now - last_time, 1e-9)
-        steps_per_sec = (step - last_step) / max(now - last_time, 1e-9)
-        eta = (self._max_steps - step) / max(steps_per_sec, 1e-9)
+        elapsed = max(now - last_time, 1e-9)
+        rate = (step - last_step) * self._batch_size / elapsed
+        eta = (self._max_steps - step) * elapsed / max(step - last_step, 1)
         logging.info("step %d/%d  loss %.4f  top-1 %.3f  lr %.4g  %.1f images/sec  ETA %s",
                      step, self._max_steps, v["loss"], v["top_1"], v["learning_rate"], rate,
                      _hms(eta))

@@ -316,3 +316,14 @@ def test_bad_flags_get_one_line_and_exit_1(cifar_dir, tmp_path, flag, message):
     out, _ = r.communicate(timeout=300)
     assert r.returncode == 1
     assert [l for l in out.splitlines() if l.startswith("train: error:")][0].startswith(message)
+
+
+def test_watch_evaluates_each_checkpoint_until_max_steps(cifar_dir, tmp_path):
+    from resnet_tf1 import eval_lib
+    p = params(tmp_path / "run", cifar_dir, max_steps=4, save_checkpoints_steps=4)
+    train_lib.train(p)
+    seen = [m["global_step"] for m in eval_lib.watch(p, str(tmp_path / "run"), timeout=5,
+                                                      max_steps=4)]
+    assert seen == [4]  # the latest checkpoint when watching starts, then stop at max_steps
+    metrics = json.load(open(tmp_path / "run" / "eval" / "metrics.json"))
+    assert metrics["global_step"] == 4 and metrics["num_examples"] == 100
