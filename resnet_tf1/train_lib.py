@@ -66,9 +66,8 @@ class TrainParams:
 
 def model_kwargs(params):
     """The `ResNet` keyword arguments a run's parameters describe (JSON-serialisable)."""
-    kwargs = dict(depth=params.depth, num_classes=params.num_classes(), variant=params.variant,
-                  stem=params.stem, dtype=params.dtype, data_format=params.data_format)
-    return kwargs
+    return dict(depth=params.depth, num_classes=params.num_classes(), variant=params.variant,
+                stem=params.stem, dtype=params.dtype, data_format=params.data_format)
 
 
 def learning_rate_schedule(params, global_step):

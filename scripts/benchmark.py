@@ -17,7 +17,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
@@ -163,5 +162,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     app.run(main)

@@ -58,9 +58,15 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
     if FLAGS.config:
-        with open(FLAGS.config) as f:
-            kwargs = json.load(f)
-        kwargs = kwargs.get("model", kwargs)
+        try:
+            with open(FLAGS.config) as f:
+                kwargs = json.load(f)
+        except (OSError, ValueError) as e:
+            raise app.UsageError("--config=%s is not a readable JSON file: %s" % (FLAGS.config, e))
+        kwargs = kwargs.get("model", kwargs) if isinstance(kwargs, dict) else kwargs
+        if not isinstance(kwargs, dict):
+            raise app.UsageError("--config=%s must hold a JSON object of ResNet arguments"
+                                 % FLAGS.config)
     else:
         num_classes = FLAGS.num_classes
         if num_classes is None:
@@ -68,8 +74,8 @@ def main(argv):
         kwargs = dict(depth=FLAGS.depth, variant=FLAGS.variant, num_classes=num_classes)
     try:
         m = manifest.make(kwargs, FLAGS.image_size)
-    except ValueError as e:
-        raise app.UsageError(str(e))
+    except (TypeError, ValueError) as e:
+        raise app.UsageError("--config / model flags: %s" % e)
     text = manifest.dumps(m) if FLAGS.format == "json" else manifest.format_text(m)
     if FLAGS.output:
         _write(text, FLAGS.output)

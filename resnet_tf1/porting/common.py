@@ -43,9 +43,6 @@ class Consumer:
     def __contains__(self, name):
         return name in self._arrays
 
-    def names(self):
-        return list(self._arrays)
-
     def take(self, name, shape=None):
         if name not in self._arrays:
             raise PortError("%s has no variable %r (needed for the target graph)"
@@ -64,24 +61,6 @@ class Consumer:
         if left:
             raise PortError("%s has %d variable(s) that map to nothing in the target graph: %s"
                             % (self._what, len(left), _listing(left)))
-
-
-def check_complete(arrays, expected_shapes, what):
-    """Raises PortError unless `arrays` fills exactly `expected_shapes` ({name: shape})."""
-    missing = set(expected_shapes) - set(arrays)
-    unexpected = set(arrays) - set(expected_shapes)
-    misshaped = ["%s: %s vs graph %s" % (n, list(np.shape(arrays[n])), list(expected_shapes[n]))
-                 for n in set(arrays) & set(expected_shapes)
-                 if tuple(np.shape(arrays[n])) != tuple(expected_shapes[n])]
-    problems = []
-    if missing:
-        problems.append("missing %d: %s" % (len(missing), _listing(missing)))
-    if unexpected:
-        problems.append("unexpected %d: %s" % (len(unexpected), _listing(unexpected)))
-    if misshaped:
-        problems.append("mis-shaped %d: %s" % (len(misshaped), _listing(misshaped)))
-    if problems:
-        raise PortError("%s does not fit the target graph: %s" % (what, "; ".join(problems)))
 
 
 def bn_names(prefix):
