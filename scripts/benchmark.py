@@ -22,7 +22,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from resnet_tf1 import model as model_lib  # noqa: E402
 from resnet_tf1 import peers, train_lib  # noqa: E402
-from resnet_tf1.data import cifar10, imagenet, synthetic  # noqa: E402
+from resnet_tf1.data import cifar10, fake, imagenet, synthetic  # noqa: E402
 
 tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
@@ -110,13 +110,10 @@ def bench_pipeline(kind):
     if not data_dir:
         tmp = tempfile.TemporaryDirectory()
         data_dir = tmp.name
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))), "tests"))
-        import data_util
         if kind == "cifar10":
-            data_util.write_cifar(data_dir, per_file=2000, test=10)
+            fake.write_cifar(data_dir, per_file=2000, test=10)
         else:
-            data_util.write_imagenet(data_dir, "train", shards=4, per_shard=64, corrupt=0)
+            fake.write_imagenet(data_dir, "train", shards=4, per_shard=64, corrupt=0)
     graph = tf.Graph()
     with graph.as_default():
         if kind == "cifar10":

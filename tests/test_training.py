@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import data_util
 from resnet_tf1 import train_lib
 from resnet_tf1.data import DataError, cifar10, imagenet
+from resnet_tf1.data import fake
 
 tf1 = tf.compat.v1
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def cifar_dir(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("cifar"))
-    data_util.write_cifar(d)
+    fake.write_cifar(d)
     return d
 
 
@@ -99,8 +99,8 @@ def test_cifar_archive_md5_is_checked(tmp_path):
 
 def test_imagenet_pipeline_skips_corrupt_records(tmp_path):
     d = str(tmp_path)
-    good = data_util.write_imagenet(d, "validation", shards=2, per_shard=3, corrupt=1)
-    data_util.write_imagenet(d, "train", shards=1, per_shard=4, corrupt=1)
+    good = fake.write_imagenet(d, "validation", shards=2, per_shard=3, corrupt=1)
+    fake.write_imagenet(d, "train", shards=1, per_shard=4, corrupt=1)
     with tf.Graph().as_default():
         ds, _ = imagenet.dataset(d, "eval", 2, training=False)
         nxt = tf1.data.make_one_shot_iterator(ds).get_next()

@@ -1,4 +1,5 @@
-"""Small datasets the tests make: CIFAR-10 binary files and ImageNet-style JPEG TFRecords."""
+"""Small datasets in the real layouts, for tests and benchmarks where the real data is absent:
+CIFAR-10 binary files and ImageNet-style JPEG TFRecords."""
 
 import os
 
