@@ -8,7 +8,8 @@ ignored (in the checkpoint), and the report says so.
 
 import tensorflow as tf
 
-from resnet_tf1.porting.common import TRAINING_STATE
+from resnet_tf1.porting import tf_checkpoint
+from resnet_tf1.porting.common import TRAINING_STATE, PortError, listing
 
 tf1 = tf.compat.v1
 
@@ -21,25 +22,17 @@ def _in_scopes(name, scopes):
     return any(name == s.rstrip("/") or name.startswith(s.rstrip("/") + "/") for s in scopes)
 
 
-def _listing(items, limit=25):
-    items = sorted(items)
-    more = "" if len(items) <= limit else " ... (%d more)" % (len(items) - limit)
-    return ", ".join(items[:limit]) + more
-
-
 def checkpoint_path(path):
-    """A restorable checkpoint prefix from a prefix or a directory (its latest checkpoint)."""
-    if tf.io.gfile.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest is None:
-            raise RestoreError("checkpoint directory %s holds no checkpoint" % path)
-        return latest
-    if path.endswith(".index"):
-        path = path[:-len(".index")]
-    if not (tf.io.gfile.exists(path + ".index") or tf.io.gfile.exists(path)):
+    """A restorable checkpoint prefix from a prefix, a checkpoint file or a directory (its latest
+    checkpoint); RestoreError when there is none."""
+    try:
+        prefix = tf_checkpoint.resolve_path(path)
+    except PortError as e:
+        raise RestoreError(str(e))
+    if not (tf.io.gfile.exists(prefix + ".index") or tf.io.gfile.exists(prefix)):
         raise RestoreError("checkpoint %s not found (expected a prefix with a .index file, or "
                            "a directory)" % path)
-    return path
+    return prefix
 
 
 class Restorer:
@@ -81,12 +74,12 @@ class Restorer:
         problems = []
         if missing:
             problems.append("missing from the checkpoint (%d): %s" % (len(missing),
-                                                                      _listing(missing)))
+                                                                      listing(missing)))
         if unexpected:
             problems.append("unexpected in the checkpoint (%d): %s" % (len(unexpected),
-                                                                       _listing(unexpected)))
+                                                                       listing(unexpected)))
         if misshaped:
-            problems.append("mis-shaped (%d): %s" % (len(misshaped), _listing(misshaped)))
+            problems.append("mis-shaped (%d): %s" % (len(misshaped), listing(misshaped)))
         if problems:
             hint = "" if exclude_scopes else " (to fine-tune, exclude the scopes that differ)"
             raise RestoreError("checkpoint %s does not fit the graph%s: %s"
@@ -102,9 +95,9 @@ class Restorer:
         """One line for the log: what was restored, excluded and ignored."""
         line = "restored %d variables from %s" % (len(self.restored), self.path)
         if self.excluded:
-            line += "; left to initializers (excluded): %s" % _listing(self.excluded, 10)
+            line += "; left to initializers (excluded): %s" % listing(self.excluded, 10)
         if self.ignored:
-            line += "; ignored checkpoint variables under excluded scopes: %s" % _listing(
+            line += "; ignored checkpoint variables under excluded scopes: %s" % listing(
                 self.ignored, 10)
         if self.training_state:
             line += "; ignored %d training-state variables (step, optimizer slots)" % len(
@@ -126,8 +119,8 @@ def load_arrays(sess, arrays, var_list):
                        if list(arrays[n].shape) != graph[n].shape.as_list())
     if missing or unexpected or misshaped:
         raise RestoreError("arrays do not fit the graph: missing %s; unexpected %s; "
-                           "mis-shaped %s" % (_listing(missing) or "none",
-                                              _listing(unexpected) or "none",
-                                              _listing(misshaped) or "none"))
+                           "mis-shaped %s" % (listing(missing) or "none",
+                                              listing(unexpected) or "none",
+                                              listing(misshaped) or "none"))
     for name, var in graph.items():
         var.load(arrays[name].astype(var.dtype.base_dtype.as_numpy_dtype), sess)

@@ -241,10 +241,15 @@ def test_leftover_and_missing_variables_are_listed():
         caffe.to_target(missing)
 
 
-def test_misshaped_source_names_both_shapes():
-    arrays = {"resnet_v1_50/logits/weights": np.zeros((2048, 1000), np.float32)}
-    with pytest.raises(PortError):
-        slim.to_target(arrays)
+def test_misshaped_source_names_both_shapes(tmp_path):
+    blobs = caffe_blobs(CAFFE_R50_UNITS, np.random.RandomState(13), conv1_bias=False)
+    blobs["fc1000/0"] = blobs["fc1000/0"][:, :1024].copy()  # a classifier on 1024 features
+    result = caffe.to_target(blobs)
+    out = tmp_path / "out"
+    with pytest.raises(restore.RestoreError,
+                       match=r"resnet50/logits/weights: \[1024, 1000\] vs graph \[2048, 1000\]"):
+        convert_lib.write(result, str(out), "caffe", "ResNet-50.npz")
+    assert not out.exists() and os.listdir(tmp_path) == []  # nothing half-written
 
 
 def test_damaged_file_gets_one_clear_line(tmp_path):

@@ -24,7 +24,8 @@ class PortError(ValueError):
     """A source that cannot be ported exactly; the message lists the offending names."""
 
 
-def _listing(names, limit=20):
+def listing(names, limit=20):
+    """Sorted names, comma-separated, the first `limit` of them."""
     names = sorted(names)
     more = "" if len(names) <= limit else " ... (%d more)" % (len(names) - limit)
     return ", ".join(names[:limit]) + more
@@ -60,7 +61,7 @@ class Consumer:
         left = set(self._arrays) - self._taken
         if left:
             raise PortError("%s has %d variable(s) that map to nothing in the target graph: %s"
-                            % (self._what, len(left), _listing(left)))
+                            % (self._what, len(left), listing(left)))
 
 
 def bn_names(prefix):

@@ -153,7 +153,7 @@ def run_source(source, input_path, images):
         if scheme == "keras2016":
             model = peers.keras2016_resnet50(classes)
         else:
-            depth = keras._units(arrays, scheme)
+            depth = keras.detect_depth(arrays, scheme)
             build = getattr(keras_mod.applications, "ResNet%d" % depth)
             model = build(weights=None, classes=classes, classifier_activation=None)
         model.load_weights(input_path)

@@ -58,7 +58,9 @@ def detect_scheme(arrays):
                     "(Keras 2016) layer among %d layers" % len(layers))
 
 
-def _units(arrays, scheme):
+def detect_depth(arrays, scheme=None):
+    """The bottleneck depth whose units per stage the file's layer names show."""
+    scheme = scheme or detect_scheme(arrays)
     counts = {}
     for name in arrays:
         if scheme == "keras":
@@ -94,7 +96,7 @@ def _layer_names(scheme, s, k, part):
 
 def to_target(arrays, num_classes=None, scope=None):
     scheme = detect_scheme(arrays)
-    depth = _units(arrays, scheme)
+    depth = detect_depth(arrays, scheme)
     top = "predictions" if scheme == "keras" else "fc1000"
     if top + "/0" not in arrays:
         raise PortError("Keras weights have no '%s' layer: a file saved with include_top=False "
