@@ -1,6 +1,5 @@
 """Evaluation: top-1 / top-5 over a whole evaluation set, one checkpoint or each new one."""
 
-import json
 import os
 import time
 
@@ -8,33 +7,20 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from resnet_tf1 import data as data_lib
+from resnet_tf1 import fileio
 from resnet_tf1 import metrics as metrics_lib
-from resnet_tf1 import model as model_lib
 from resnet_tf1 import restore as restore_lib
-from resnet_tf1 import train_lib
-from resnet_tf1.data import cifar10, imagenet
+from resnet_tf1 import run_config
 
 tf1 = tf.compat.v1
-
-
-def _dataset(params, ten_crop):
-    if params.dataset == "cifar10":
-        ds, _ = cifar10.dataset(params.data_dir, "eval", params.batch_size, training=False,
-                                holdout=params.holdout_validation)
-        return ds
-    if params.dataset == "imagenet":
-        ds, _ = imagenet.dataset(params.data_dir, "eval", params.batch_size, training=False,
-                                 num_classes=params.num_classes(), ten_crops=ten_crop)
-        return ds
-    raise ValueError("--dataset=%s has no evaluation set (expected cifar10 or imagenet)"
-                     % params.dataset)
 
 
 def evaluate(params, checkpoint, ten_crop=False):
     """Evaluates `checkpoint` (a prefix or a directory) over the whole evaluation set.
 
     Args:
-        params: a `train_lib.TrainParams` describing the model and the data.
+        params: a `run_config.RunParams` describing the model and the data.
         ten_crop: average the softmax over the paper's 10 crops (ImageNet only).
 
     Returns:
@@ -42,13 +28,14 @@ def evaluate(params, checkpoint, ten_crop=False):
     """
     if ten_crop and params.dataset != "imagenet":
         raise ValueError("--ten_crop applies to --dataset=imagenet only")
+    if not data_lib.spec(params.dataset).has_eval:
+        raise ValueError("--dataset=%s has no evaluation set (expected cifar10 or imagenet)"
+                         % params.dataset)
     checkpoint = restore_lib.checkpoint_path(checkpoint)
     graph = tf.Graph()
     with graph.as_default():
-        ds = _dataset(params, ten_crop)
-        with tf.device("/cpu:0"):
-            images, labels = tf1.data.make_one_shot_iterator(ds).get_next()
-        model = model_lib.ResNet(**train_lib.model_kwargs(params))
+        images, labels, _ = run_config.input_batches(params, training=False, ten_crop=ten_crop)
+        model = run_config.build_model(params)
         if ten_crop:
             shape = tf.shape(images)
             flat = tf.reshape(images, tf.concat([[-1], shape[2:]], 0))
@@ -65,7 +52,7 @@ def evaluate(params, checkpoint, ten_crop=False):
         restorer = restore_lib.Restorer(checkpoint)
         totals = np.zeros(3, np.int64)
         start = time.time()
-        with tf1.Session(config=train_lib.session_config()) as sess:
+        with tf1.Session(config=run_config.session_config()) as sess:
             restorer.restore(sess)
             while True:
                 try:
@@ -88,10 +75,7 @@ def write_metrics(metrics, eval_dir):
     """Writes eval_dir/metrics.json (atomically) and TensorBoard scalars."""
     tf.io.gfile.makedirs(eval_dir)
     path = os.path.join(eval_dir, "metrics.json")
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    fileio.write_json(path, metrics)
     with tf.Graph().as_default():
         writer = tf1.summary.FileWriterCache.get(eval_dir)
         writer.add_summary(tf1.Summary(value=[

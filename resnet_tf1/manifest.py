@@ -19,14 +19,6 @@ MANIFEST_VERSION = 1
 _LAYER_OPS = ("Conv2D", "MatMul")
 
 
-def default_image_size(model):
-    """224 for the ImageNet architecture, 32 for CIFAR (and for CIFAR-stemmed ImageNet depths)."""
-    r = model.resolve(None)
-    if r["architecture"] == "cifar" or r["stem"] == "cifar":
-        return 32
-    return 224
-
-
 def _shape(static_shape):
     return [None if d is None else int(d) for d in static_shape.as_list()]
 
@@ -73,7 +65,7 @@ def build(model_kwargs, image_size=None):
         (graph, model, logits, end_points, image_size).
     """
     model = model_lib.ResNet(**model_kwargs)
-    image_size = image_size or default_image_size(model)
+    image_size = image_size or model.default_image_size()
     graph = tf.Graph()
     with graph.as_default():
         images = tf1.placeholder(tf.float32, [None, image_size, image_size, 3], name="images")

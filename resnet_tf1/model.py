@@ -30,6 +30,22 @@ WEIGHT_DECAY_COLLECTION = "resnet_tf1_weight_decay"
 # downsampling factor; where in the stage it is applied depends on the variant.
 Stage = collections.namedtuple("Stage", ["scope", "base_depth", "stride"])
 
+# One residual unit of a built graph, as `ResNet.plan()` lists them: every decision the checkpoint
+# names depend on (kind, widths, where it strides, whether it projects) in one printable record.
+#   scope:            variable scope of the unit, e.g. "resnet50/block2/unit_1/bottleneck"
+#   stage, index:     "block2", 1-based unit index within the stage
+#   kind:             "bottleneck" (1x1 -> 3x3 -> 1x1, 4x expansion) or "basic" (3x3 -> 3x3)
+#   depth_in, depth_bottleneck, depth_out: channels in, inner width, channels out
+#   stride:           the unit's downsampling factor
+#   stride_1x1, stride_3x3: where it is applied (bottleneck: first 1x1 / the 3x3; basic: None /
+#                     the first 3x3)
+#   projection:       the shortcut is a 1x1 conv + BN (scope "<unit>/shortcut")
+#   shortcut:         "projection", "identity", "subsample" (strided identity) or "zero_pad"
+#                     (option A: subsampled identity with zero channels appended)
+Unit = collections.namedtuple("Unit", [
+    "scope", "stage", "index", "kind", "depth_in", "depth_bottleneck", "depth_out", "stride",
+    "stride_1x1", "stride_3x3", "projection", "shortcut"])
+
 # Shapes below are for a 224x224 input (ImageNet tables) and a 32x32 input (CIFAR table), in NHWC.
 BOTTLENECK_STAGES = (
     Stage("block1", 64, 1),  # -> [batch, 56, 56, 256]
@@ -225,6 +241,57 @@ class ResNet:
         table = BASIC_STAGES if self.depth in BASIC_DEPTHS else BOTTLENECK_STAGES
         return table, IMAGENET_UNITS[self.depth]
 
+    def default_image_size(self):
+        """224 for the ImageNet architecture, 32 for CIFAR (and for CIFAR-stemmed ImageNet
+        depths): the input the shape comments and golden manifests are written for."""
+        r = self.resolve(None)
+        return 32 if r["architecture"] == "cifar" or r["stem"] == "cifar" else 224
+
+    def plan(self, image_size=None):
+        """The residual units this model builds, in order: a list of `Unit` records.
+
+        The one place where the paper's rules are applied: the first unit of a stage strides
+        (where, depends on the variant; see `unit_strides`) and, with option B, projects where the
+        shape changes; option C projects everywhere; option A pads zeros instead. The graph
+        builder, the porting name maps and the manifests all read this list.
+
+        Args:
+            image_size: the input's height = width, or None; it only matters for depth 50, whose
+                architecture is chosen from the input (CIFAR for 32x32).
+        """
+        r = self.resolve(image_size)
+        table, units = self.stages(r["architecture"])
+        basic = r["architecture"] == "cifar" or self.depth in BASIC_DEPTHS
+        kind = "basic" if basic else "bottleneck"
+        # The ImageNet stem is 64 wide; the CIFAR stem is as wide as the first stage.
+        depth_in = 64 if r["stem"] == "imagenet" else table[0].base_depth
+        plan = []
+        for stage, strides in zip(table, self.unit_strides(table, units)):
+            depth_out = stage.base_depth if basic else 4 * stage.base_depth
+            for k, stride in enumerate(strides):
+                projection = r["shortcut"] == "C" or (r["shortcut"] == "B"
+                                                      and depth_in != depth_out)
+                if basic:
+                    stride_1x1, stride_3x3 = None, stride
+                elif self.variant == "paper":
+                    stride_1x1, stride_3x3 = stride, 1
+                else:
+                    stride_1x1, stride_3x3 = 1, stride
+                if projection:
+                    shortcut = "projection"
+                elif depth_in != depth_out:
+                    shortcut = "zero_pad"
+                else:
+                    shortcut = "subsample" if stride > 1 else "identity"
+                plan.append(Unit(
+                    scope="%s/%s/unit_%d/%s" % (r["scope"], stage.scope, k + 1, kind),
+                    stage=stage.scope, index=k + 1, kind=kind, depth_in=depth_in,
+                    depth_bottleneck=stage.base_depth, depth_out=depth_out, stride=stride,
+                    stride_1x1=stride_1x1, stride_3x3=stride_3x3, projection=projection,
+                    shortcut=shortcut))
+                depth_in = depth_out
+        return plan
+
     def __call__(self, images, is_training=False, reuse=None):
         """Builds the graph.
 
@@ -269,16 +336,14 @@ class ResNet:
             net = tf.cast(images, self.dtype) if images.dtype != self.dtype else images
             if self.data_format == "NCHW":
                 net = tf.transpose(net, [0, 3, 1, 2])
-            table, units = self.stages(r["architecture"])
+            plan = self.plan(image_size)
             if r["stem"] == "imagenet":
                 net = self._imagenet_stem(net, end_point)
             else:
-                net = self._cifar_stem(net, table[0].base_depth, end_point)
-            basic = r["architecture"] == "cifar" or self.depth in BASIC_DEPTHS
-            strides = self.unit_strides(table, units)
-            for stage, stage_strides in zip(table, strides):
-                net = self._block(net, stage, stage_strides, basic, r["shortcut"])
-                end_point(stage.scope, net)
+                net = self._cifar_stem(net, plan[0].depth_in, end_point)
+            for stage in _stages_of(plan):
+                net = self._block(net, stage)
+                end_point(stage[0].stage, net)
             spatial = [1, 2] if self.data_format == "NHWC" else [2, 3]
             net = tf.reduce_mean(net, spatial, name="global_pool")
             end_point("global_pool", net)  # [batch, channels of the last stage]
@@ -317,48 +382,47 @@ class ResNet:
             strides[i - 1][-1] = table[i].stride
         return strides
 
-    def _block(self, net, stage, strides, basic, shortcut):
-        """One stage: `len(strides)` residual units under `<scope>/<stage.scope>/unit_<k>`."""
-        unit = self._basic_block if basic else self._bottleneck
-        with tf1.variable_scope(stage.scope):
-            for k, stride in enumerate(strides):
-                with tf1.variable_scope("unit_%d" % (k + 1)):
-                    net = unit(net, stage.base_depth, stride, shortcut)
+    def _block(self, net, units):
+        """One stage ("block" as in TF-slim): its residual units under `<root>/<stage>/unit_<k>`.
+
+        Args:
+            net: the stage's input, [batch, h, w, units[0].depth_in] (in `data_format`).
+            units: the stage's `Unit` records from `plan()`.
+        """
+        unit_fn = self._basic if units[0].kind == "basic" else self._bottleneck
+        with tf1.variable_scope(units[0].stage):
+            for unit in units:
+                with tf1.variable_scope("unit_%d" % unit.index):
+                    net = unit_fn(net, unit)
         return net
 
-    def _bottleneck(self, net, base_depth, stride, shortcut):
+    def _bottleneck(self, net, unit):
         """1x1 -> 3x3 -> 1x1 bottleneck unit (the paper's Fig. 5, right) with 4x expansion."""
-        depth = 4 * base_depth
-        stride_1x1, stride_3x3 = (stride, 1) if self.variant == "paper" else (1, stride)
         with tf1.variable_scope("bottleneck"):
-            short = self._shortcut(net, depth, stride, shortcut)
-            res = self._conv_bn(net, base_depth, 1, stride_1x1, "conv1")
-            res = self._conv_bn(res, base_depth, 3, stride_3x3, "conv2")
-            res = self._conv_bn(res, depth, 1, 1, "conv3", relu=False)
+            short = self._shortcut(net, unit)
+            res = self._conv_bn(net, unit.depth_bottleneck, 1, unit.stride_1x1, "conv1")
+            res = self._conv_bn(res, unit.depth_bottleneck, 3, unit.stride_3x3, "conv2")
+            res = self._conv_bn(res, unit.depth_out, 1, 1, "conv3", relu=False)
             return tf.nn.relu(short + res)
 
-    def _basic_block(self, net, depth, stride, shortcut):
+    def _basic(self, net, unit):
         """3x3 -> 3x3 basic unit (the paper's Fig. 5, left)."""
         with tf1.variable_scope("basic"):
-            short = self._shortcut(net, depth, stride, shortcut)
-            res = self._conv_bn(net, depth, 3, stride, "conv1")
-            res = self._conv_bn(res, depth, 3, 1, "conv2", relu=False)
+            short = self._shortcut(net, unit)
+            res = self._conv_bn(net, unit.depth_out, 3, unit.stride_3x3, "conv1")
+            res = self._conv_bn(res, unit.depth_out, 3, 1, "conv2", relu=False)
             return tf.nn.relu(short + res)
 
-    def _shortcut(self, net, depth, stride, option):
-        depth_in = net.shape[self._channel_axis]
-        if option == "C" or (option == "B" and depth_in != depth):
-            return self._conv_bn(net, depth, 1, stride, "shortcut", relu=False)
-        if stride > 1:
-            net = net[:, ::stride, ::stride, :] if self.data_format == "NHWC" else \
-                net[:, :, ::stride, ::stride]
-        if depth_in != depth:
-            if option != "A":
-                raise ValueError("shortcut option %r cannot change depth %d -> %d"
-                                 % (option, depth_in, depth))
+    def _shortcut(self, net, unit):
+        if unit.projection:
+            return self._conv_bn(net, unit.depth_out, 1, unit.stride, "shortcut", relu=False)
+        if unit.stride > 1:
+            net = net[:, ::unit.stride, ::unit.stride, :] if self.data_format == "NHWC" else \
+                net[:, :, ::unit.stride, ::unit.stride]
+        if unit.shortcut == "zero_pad":
             # Option A: the extra channels are zeros (appended at the end, as fb.resnet.torch).
             pad = [[0, 0]] * 4
-            pad[self._channel_axis] = [0, depth - depth_in]
+            pad[self._channel_axis] = [0, unit.depth_out - unit.depth_in]
             net = tf.pad(net, pad)
         return net
 
@@ -474,25 +538,59 @@ def weight_decay_loss(weight_decay, scope=None):
                        name="weight_decay_loss")
 
 
-def _shortcut_factory(depth, **defaults):
-    def build(**kwargs):
-        merged = dict(defaults)
+def _stages_of(plan):
+    """The plan's units grouped by stage, in order."""
+    stages = []
+    for unit in plan:
+        if not stages or stages[-1][0].stage != unit.stage:
+            stages.append([])
+        stages[-1].append(unit)
+    return stages
+
+
+class _FixedDepth(ResNet):
+    """A ResNet preset: `DEPTH` fixed, every other argument as `ResNet`'s (keywords only).
+
+    `get_config()` still holds `depth`, so `type(model)(**model.get_config())` round-trips; a
+    different `depth` is an error.
+    """
+
+    DEPTH = None
+    DEFAULTS = {}
+
+    def __init__(self, **kwargs):
+        depth = kwargs.pop("depth", self.DEPTH)
+        if depth != self.DEPTH:
+            raise ValueError("%s argument depth=%r is invalid: expected %d (the preset's depth; "
+                             "use ResNet(depth=...) for another)" % (type(self).__name__, depth,
+                                                                     self.DEPTH))
+        merged = dict(self.DEFAULTS)
         merged.update(kwargs)
-        return ResNet(depth=depth, **merged)
-    build.__name__ = "ResNet%d" % depth
-    build.__doc__ = "`ResNet(depth=%d, ...)`; keyword arguments as for `ResNet`." % depth
-    return build
+        super().__init__(depth=self.DEPTH, **merged)
 
 
-ResNet18 = _shortcut_factory(18)
-ResNet34 = _shortcut_factory(34)
-ResNet50 = _shortcut_factory(50)
-ResNet101 = _shortcut_factory(101)
-ResNet152 = _shortcut_factory(152)
-ResNet200 = _shortcut_factory(200)
-CifarResNet20 = _shortcut_factory(20, num_classes=10, architecture="cifar")
-CifarResNet32 = _shortcut_factory(32, num_classes=10, architecture="cifar")
-CifarResNet44 = _shortcut_factory(44, num_classes=10, architecture="cifar")
-CifarResNet56 = _shortcut_factory(56, num_classes=10, architecture="cifar")
-CifarResNet110 = _shortcut_factory(110, num_classes=10, architecture="cifar")
-CifarResNet1202 = _shortcut_factory(1202, num_classes=10, architecture="cifar")
+def _preset(name, depth, doc, base=_FixedDepth):
+    return type(name, (base,), {"DEPTH": depth, "__doc__": doc, "__module__": __name__})
+
+
+class _CifarPreset(_FixedDepth):
+    DEFAULTS = {"num_classes": 10, "architecture": "cifar"}
+
+
+_ARGS = "; arguments as `ResNet` (keywords only)."
+ResNet18 = _preset("ResNet18", 18, "ResNet-18: basic units 2-2-2-2 (the paper's Table 1)" + _ARGS)
+ResNet34 = _preset("ResNet34", 34, "ResNet-34: basic units 3-4-6-3" + _ARGS)
+ResNet50 = _preset("ResNet50", 50, "ResNet-50: bottleneck units 3-4-6-3" + _ARGS)
+ResNet101 = _preset("ResNet101", 101, "ResNet-101: bottleneck units 3-4-23-3" + _ARGS)
+ResNet152 = _preset("ResNet152", 152, "ResNet-152: bottleneck units 3-8-36-3" + _ARGS)
+ResNet200 = _preset("ResNet200", 200, "ResNet-200: bottleneck units 3-24-36-3 (He et al. "
+                    "2016)" + _ARGS)
+_CIFAR = " basic units per stage (Section 4.2), 10 classes by default" + _ARGS
+CifarResNet20 = _preset("CifarResNet20", 20, "CIFAR ResNet-20: 3 x 3" + _CIFAR, _CifarPreset)
+CifarResNet32 = _preset("CifarResNet32", 32, "CIFAR ResNet-32: 3 x 5" + _CIFAR, _CifarPreset)
+CifarResNet44 = _preset("CifarResNet44", 44, "CIFAR ResNet-44: 3 x 7" + _CIFAR, _CifarPreset)
+CifarResNet56 = _preset("CifarResNet56", 56, "CIFAR ResNet-56: 3 x 9" + _CIFAR, _CifarPreset)
+CifarResNet110 = _preset("CifarResNet110", 110, "CIFAR ResNet-110: 3 x 18" + _CIFAR,
+                         _CifarPreset)
+CifarResNet1202 = _preset("CifarResNet1202", 1202, "CIFAR ResNet-1202: 3 x 200" + _CIFAR,
+                          _CifarPreset)

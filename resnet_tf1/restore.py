@@ -3,19 +3,19 @@
 A checkpoint that does not fit the graph is an error that lists the missing, unexpected and
 mis-shaped variables; nothing is ever restored partially by accident. Partial restore for
 fine-tuning is explicit: `exclude_scopes` names what is left to its initializer (in the graph) and
-ignored (in the checkpoint), and the report says so.
+ignored (in the checkpoint), and the report says so. Reading and comparing is the checkpoint
+layer's (`resnet_tf1.checkpoints`); this module plans and runs the restore.
 """
 
 import tensorflow as tf
 
-from resnet_tf1.porting import tf_checkpoint
-from resnet_tf1.porting.common import TRAINING_STATE, PortError, listing
+from resnet_tf1 import checkpoints
+from resnet_tf1.checkpoints import listing
 
 tf1 = tf.compat.v1
 
-
-class RestoreError(ValueError):
-    """A checkpoint that does not fit the graph; the message lists every offending variable."""
+# A checkpoint that does not fit the graph (kept as a name for the restore API's callers).
+RestoreError = checkpoints.CheckpointError
 
 
 def _in_scopes(name, scopes):
@@ -24,15 +24,8 @@ def _in_scopes(name, scopes):
 
 def checkpoint_path(path):
     """A restorable checkpoint prefix from a prefix, a checkpoint file or a directory (its latest
-    checkpoint); RestoreError when there is none."""
-    try:
-        prefix = tf_checkpoint.resolve_path(path)
-    except PortError as e:
-        raise RestoreError(str(e))
-    if not (tf.io.gfile.exists(prefix + ".index") or tf.io.gfile.exists(prefix)):
-        raise RestoreError("checkpoint %s not found (expected a prefix with a .index file, or "
-                           "a directory)" % path)
-    return prefix
+    checkpoint); CheckpointError when there is none."""
+    return checkpoints.require(path)
 
 
 class Restorer:
@@ -46,7 +39,7 @@ class Restorer:
             checkpoint variables under them are ignored. Empty means a strict restore.
 
     Raises:
-        RestoreError: anything missing, unexpected or mis-shaped outside `exclude_scopes`.
+        CheckpointError: anything missing, unexpected or mis-shaped outside `exclude_scopes`.
     """
 
     def __init__(self, path, var_list=None, exclude_scopes=()):
@@ -55,35 +48,20 @@ class Restorer:
             var_list = tf1.get_collection(tf1.GraphKeys.MODEL_VARIABLES)
         exclude_scopes = [s for s in exclude_scopes if s]
         graph = {v.op.name: v for v in var_list}
-        try:
-            ckpt = dict(tf.train.list_variables(self.path))
-        except (tf.errors.OpError, ValueError) as e:
-            raise RestoreError("checkpoint %s cannot be read: %s"
-                               % (self.path, str(e).strip().splitlines()[0]))
+        ckpt = checkpoints.read_shapes(self.path)
         self.excluded = sorted(n for n in graph if _in_scopes(n, exclude_scopes))
-        self.training_state = sorted(n for n in ckpt if n not in graph and TRAINING_STATE.search(n))
+        self.training_state = sorted(n for n in ckpt if n not in graph
+                                     and checkpoints.is_training_state(n))
         self.ignored = sorted(n for n in ckpt if n not in graph and _in_scopes(n, exclude_scopes))
         wanted = {n: v for n, v in graph.items() if n not in self.excluded}
-        missing = sorted(n for n in wanted if n not in ckpt)
-        unexpected = sorted(n for n in ckpt if n not in graph and n not in self.ignored
-                            and n not in self.training_state)
-        misshaped = sorted("%s: checkpoint %s vs graph %s" % (n, list(ckpt[n]),
-                                                              wanted[n].shape.as_list())
-                           for n in wanted if n in ckpt
-                           and list(ckpt[n]) != wanted[n].shape.as_list())
-        problems = []
-        if missing:
-            problems.append("missing from the checkpoint (%d): %s" % (len(missing),
-                                                                      listing(missing)))
-        if unexpected:
-            problems.append("unexpected in the checkpoint (%d): %s" % (len(unexpected),
-                                                                       listing(unexpected)))
-        if misshaped:
-            problems.append("mis-shaped (%d): %s" % (len(misshaped), listing(misshaped)))
-        if problems:
+        training_state = set(self.training_state)
+        mismatch = checkpoints.compare(
+            {n: v.shape.as_list() for n, v in wanted.items()}, ckpt, "checkpoint",
+            ignore=lambda n: n in training_state or _in_scopes(n, exclude_scopes))
+        if mismatch:
             hint = "" if exclude_scopes else " (to fine-tune, exclude the scopes that differ)"
             raise RestoreError("checkpoint %s does not fit the graph%s: %s"
-                               % (self.path, hint, "; ".join(problems)))
+                               % (self.path, hint, mismatch.describe("checkpoint")))
         self.restored = sorted(wanted)
         self._saver = tf1.train.Saver(var_list=wanted, sharded=False) if wanted else None
 
@@ -109,18 +87,13 @@ def load_arrays(sess, arrays, var_list):
     """Assigns `{name: numpy array}` to the variables of `var_list` by name; all must match.
 
     Raises:
-        RestoreError: names missing or unexpected, or shapes that differ (all listed).
+        CheckpointError: names missing or unexpected, or shapes that differ (all listed).
     """
     graph = {v.op.name: v for v in var_list}
-    missing = sorted(set(graph) - set(arrays))
-    unexpected = sorted(set(arrays) - set(graph))
-    misshaped = sorted("%s: %s vs graph %s" % (n, list(arrays[n].shape), graph[n].shape.as_list())
-                       for n in set(graph) & set(arrays)
-                       if list(arrays[n].shape) != graph[n].shape.as_list())
-    if missing or unexpected or misshaped:
-        raise RestoreError("arrays do not fit the graph: missing %s; unexpected %s; "
-                           "mis-shaped %s" % (listing(missing) or "none",
-                                              listing(unexpected) or "none",
-                                              listing(misshaped) or "none"))
+    mismatch = checkpoints.compare({n: v.shape.as_list() for n, v in graph.items()},
+                                   {n: list(a.shape) for n, a in arrays.items()}, "source")
+    if mismatch:
+        raise RestoreError("the ported arrays do not fit the graph: %s"
+                           % mismatch.describe("ported arrays"))
     for name, var in graph.items():
         var.load(arrays[name].astype(var.dtype.base_dtype.as_numpy_dtype), sess)

@@ -1,73 +1,27 @@
 """Training: loss, weight decay, schedule, optimizer, towers, hooks, Saver and session config.
 
-Runs without absl: it takes a plain `TrainParams`. Session-based (`MonitoredTrainingSession`):
+Runs without absl flags: it takes a plain `run_config.RunParams`. Session-based (`MonitoredTrainingSession`):
 periodic checkpoints, automatic resume from the latest checkpoint in `model_dir`, TensorBoard
 summaries, a NaN guard, and progress lines with step, loss, images/sec and ETA.
 """
 
-import dataclasses
-import json
 import os
 import time
 
 import tensorflow as tf
 from absl import logging
 
-from resnet_tf1 import data as data_lib
+from resnet_tf1 import fileio
 from resnet_tf1 import metrics as metrics_lib
 from resnet_tf1 import model as model_lib
 from resnet_tf1 import restore as restore_lib
-from resnet_tf1.data import cifar10, imagenet, synthetic
+from resnet_tf1 import run_config
 
 tf1 = tf.compat.v1
 
 
 class NanLossError(RuntimeError):
     """Training produced a non-finite loss; nothing from that step was saved."""
-
-
-@dataclasses.dataclass
-class TrainParams:
-    """Everything a training run needs; scripts/train.py fills it from flags."""
-    model_dir: str
-    dataset: str = "cifar10"
-    data_dir: str = None
-    depth: int = 20
-    variant: str = "paper"
-    stem: str = None
-    dtype: str = "float32"
-    data_format: str = "NHWC"
-    batch_size: int = 128
-    max_steps: int = 64000
-    learning_rate: float = 0.1
-    lr_boundaries: tuple = (32000, 48000)
-    lr_values: tuple = ()
-    warmup_steps: int = 0
-    optimizer: str = "momentum"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    num_gpus: int = 0
-    device: str = "/gpu:0"
-    save_checkpoints_steps: int = 1000
-    keep_checkpoint_max: int = 5
-    log_every_n_steps: int = 100
-    init_checkpoint: str = None
-    exclude_scopes: tuple = ()
-    holdout_validation: bool = False
-    image_size: int = None
-    seed: int = None
-
-    def num_classes(self):
-        return data_lib.NUM_CLASSES.get(self.dataset, 1000)
-
-    def resolved_image_size(self):
-        return self.image_size or data_lib.IMAGE_SIZE.get(self.dataset, 224)
-
-
-def model_kwargs(params):
-    """The `ResNet` keyword arguments a run's parameters describe (JSON-serialisable)."""
-    return dict(depth=params.depth, num_classes=params.num_classes(), variant=params.variant,
-                stem=params.stem, dtype=params.dtype, data_format=params.data_format)
 
 
 def learning_rate_schedule(params, global_step):
@@ -95,47 +49,6 @@ def learning_rate_schedule(params, global_step):
     return lr
 
 
-def input_batches(params, training, seed=None):
-    """(images, labels) tensors of one global batch, and the number of examples (or None)."""
-    size = params.resolved_image_size()
-    if params.dataset == "synthetic":
-        images, labels = synthetic.inputs(params.batch_size, size, params.num_classes(),
-                                          device=resolve_device(params.device))
-        return images, labels, None
-    if params.dataset == "cifar10":
-        ds, n = cifar10.dataset(params.data_dir, "train" if training else "eval",
-                                params.batch_size, training, holdout=params.holdout_validation,
-                                seed=seed)
-    elif params.dataset == "imagenet":
-        ds, n = imagenet.dataset(params.data_dir, "train" if training else "eval",
-                                 params.batch_size, training, params.num_classes(), seed=seed)
-    else:
-        raise ValueError("unknown dataset %r: expected one of %s"
-                         % (params.dataset, ", ".join(data_lib.DATASETS)))
-    with tf.device("/cpu:0"):
-        images, labels = tf1.data.make_one_shot_iterator(ds).get_next()
-    return images, labels, n
-
-
-def resolve_device(device):
-    """`device`, or "/cpu:0" for a GPU device on a machine without GPUs.
-
-    Soft placement would fall back to the CPU anyway, but it logs a warning per moved resource;
-    this falls back once, with one log line.
-    """
-    if device and "gpu" in device.lower() and not tf.config.list_physical_devices("GPU"):
-        logging.log_first_n(logging.INFO, "no GPU found: %s falls back to /cpu:0", 1, device)
-        return "/cpu:0"
-    return device
-
-
-def tower_devices(params):
-    """One device per tower: /gpu:0../gpu:N-1 with --num_gpus=N, else the one --device."""
-    if params.num_gpus > 1:
-        return [resolve_device("/gpu:%d" % i) for i in range(params.num_gpus)]
-    return [resolve_device(params.device)]
-
-
 def _variables_on(variable_device, compute_device):
     """Device function: variables on `variable_device`, everything else on `compute_device`."""
     variable_ops = {"Variable", "VariableV2", "VarHandleOp"}
@@ -156,11 +69,11 @@ def build_train_op(params, images, labels, global_step):
         (train_op, metrics) with metrics a dict of scalar tensors: loss, cross_entropy,
         weight_decay, top_1, learning_rate.
     """
-    devices = tower_devices(params)
+    devices = run_config.tower_devices(params)
     if params.batch_size % len(devices):
         raise ValueError("--batch_size=%d does not split evenly across %d towers"
                          % (params.batch_size, len(devices)))
-    model = model_lib.ResNet(**model_kwargs(params))
+    model = run_config.build_model(params)
     scope = model.resolve(params.resolved_image_size())["scope"]
     lr = learning_rate_schedule(params, global_step)
     if params.optimizer == "momentum":
@@ -265,12 +178,6 @@ def _hms(seconds):
     return "%dh%02dm%02ds" % (seconds // 3600, seconds % 3600 // 60, seconds % 60)
 
 
-def session_config():
-    config = tf1.ConfigProto(allow_soft_placement=True)
-    config.gpu_options.allow_growth = True
-    return config
-
-
 def train(params):
     """Trains until `params.max_steps`, resuming from `model_dir` when it holds a checkpoint.
 
@@ -288,7 +195,7 @@ def train(params):
         if params.seed is not None:
             tf1.set_random_seed(params.seed)
         global_step = tf1.train.get_or_create_global_step()
-        images, labels, _ = input_batches(params, training=True, seed=params.seed)
+        images, labels, _ = run_config.input_batches(params, training=True, seed=params.seed)
         train_op, metrics = build_train_op(params, images, labels, global_step)
         for name, tensor in metrics.items():
             tf1.summary.scalar(name, tensor)
@@ -307,14 +214,14 @@ def train(params):
         hooks = [tf1.train.StopAtStepHook(last_step=params.max_steps),
                  ProgressHook(metrics, params.batch_size, params.max_steps,
                               params.log_every_n_steps, params.model_dir)]
-        _write_json(os.path.join(params.model_dir, "model_config.json"),
-                    {"model": model_kwargs(params)})
+        fileio.write_json(os.path.join(params.model_dir, "model_config.json"),
+                          {"model": run_config.model_kwargs(params)})
         try:
             with tf1.train.MonitoredTrainingSession(
                     checkpoint_dir=params.model_dir, scaffold=scaffold, hooks=hooks,
                     save_checkpoint_steps=params.save_checkpoints_steps,
                     save_summaries_steps=params.log_every_n_steps, log_step_count_steps=None,
-                    config=session_config()) as sess:
+                    config=run_config.session_config()) as sess:
                 start = sess.run(global_step)
                 if start:
                     logging.info("resumed from step %d in %s", start, params.model_dir)
@@ -327,10 +234,3 @@ def train(params):
                 "training loss became NaN or Inf; stopped without saving. Last good "
                 "checkpoint: %s" % (tf.train.latest_checkpoint(params.model_dir) or "none"))
         return int(tf.train.load_checkpoint(params.model_dir).get_tensor("global_step"))
-
-
-def _write_json(path, obj):
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    tf.io.gfile.rename(tmp, path, overwrite=True)

@@ -4,25 +4,22 @@
     python scripts/benchmark.py --depth=50 --batch_size=32 --mode=train --peers=slim
     python scripts/benchmark.py --depth=20 --batch_size=128 --input_pipeline=cifar10
 
-Training steps run on synthetic data made on the device (no input pipeline), with the same loss,
-weight decay, momentum optimizer and BN updates as scripts/train.py. The input pipeline is timed
-on its own (on the CPU, as in training), on real files in --data_dir or small files it writes.
-Prints images/sec per measurement and the ratio ours / peer.
+Our training step is the training library's own (`train_lib.build_train_op`: the same loss,
+weight decay, momentum optimizer, NaN guard and BN updates as scripts/train.py), on synthetic data
+made on the device (no input pipeline). The peer's step is its logits with the same loss and
+optimizer. The input pipeline is timed on its own (on the CPU, as in training), on real files in
+--data_dir or small files it writes. Prints images/sec per measurement and the ratio ours / peer.
 """
 
-import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import tensorflow as tf
+from absl import app, flags, logging
 
-import tensorflow as tf  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-
-from resnet_tf1 import model as model_lib  # noqa: E402
-from resnet_tf1 import peers, train_lib  # noqa: E402
-from resnet_tf1.data import cifar10, fake, imagenet, synthetic  # noqa: E402
+from resnet_tf1 import data, model as model_lib, run_config, train_lib
+from resnet_tf1.data import fake
+from resnet_tf1.references import slim as slim_ref
 
 tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
@@ -45,14 +42,24 @@ flags.DEFINE_integer("xla", 0, "1 to enable XLA JIT for the session.")
 
 
 def _config():
-    config = train_lib.session_config()
+    config = run_config.session_config()
     if FLAGS.xla:
         config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
     return config
 
 
-def _device():
-    return train_lib.resolve_device(FLAGS.device)
+def _params(dataset="synthetic", data_dir=None):
+    """The run the benchmark times: FLAGS' model on `dataset`, a constant learning rate."""
+    spec = data.spec(run_config.default_dataset(FLAGS.depth))
+    return run_config.RunParams(
+        model_dir=None, dataset=dataset, data_dir=data_dir, depth=FLAGS.depth,
+        variant=FLAGS.variant, dtype=FLAGS.dtype, data_format=FLAGS.data_format,
+        batch_size=FLAGS.batch_size, learning_rate=0.01, lr_boundaries=(), device=FLAGS.device,
+        image_size=spec.image_size, class_count=spec.num_classes)
+
+
+def _num_classes():
+    return data.spec(run_config.default_dataset(FLAGS.depth)).num_classes
 
 
 def _time(sess, op, steps, warmup):
@@ -64,44 +71,42 @@ def _time(sess, op, steps, warmup):
     return FLAGS.batch_size * steps / (time.time() - start)
 
 
-def _step(logits, labels, scope):
-    if FLAGS.mode == "inference":
-        return logits
-    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
-                                                                         logits=logits))
-    loss += model_lib.weight_decay_loss(1e-4, scope) if scope else 0.0
-    opt = tf1.train.MomentumOptimizer(0.01, 0.9)
-    with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
-        return opt.minimize(loss, global_step=tf1.train.get_or_create_global_step())
+def _run(op):
+    with tf1.Session(config=_config()) as sess:
+        sess.run([tf1.global_variables_initializer(), tf1.local_variables_initializer()])
+        return _time(sess, op, FLAGS.steps, FLAGS.warmup)
 
 
-def bench_ours(size, num_classes):
-    graph = tf.Graph()
-    with graph.as_default():
-        images, labels = synthetic.inputs(FLAGS.batch_size, size, num_classes, _device())
-        model = model_lib.ResNet(FLAGS.depth, num_classes=num_classes, variant=FLAGS.variant,
-                                 dtype=FLAGS.dtype, data_format=FLAGS.data_format,
-                                 device=_device())
-        logits, _ = model(images, is_training=FLAGS.mode == "train")
-        op = _step(logits, labels, model.resolve(size)["scope"])
-        with tf1.Session(config=_config()) as sess:
-            sess.run([tf1.global_variables_initializer(), tf1.local_variables_initializer()])
-            return _time(sess, op, FLAGS.steps, FLAGS.warmup)
+def bench_ours():
+    params = _params()
+    with tf.Graph().as_default():
+        images, labels, _ = run_config.input_batches(params, training=FLAGS.mode == "train")
+        if FLAGS.mode == "inference":
+            model = run_config.build_model(params)
+            with tf.device(run_config.resolve_device(FLAGS.device)):
+                op, _ = model(images, is_training=False)
+        else:
+            global_step = tf1.train.get_or_create_global_step()
+            op, _ = train_lib.build_train_op(params, images, labels, global_step)
+        return _run(op)
 
 
-def bench_slim(size, num_classes):
-    tf_slim, resnet_v1 = peers.slim_resnet_v1()
-    graph = tf.Graph()
-    with graph.as_default():
-        images, labels = synthetic.inputs(FLAGS.batch_size, size, num_classes, _device())
-        with tf.device(_device()), tf_slim.arg_scope(resnet_v1.resnet_arg_scope()):
-            net = getattr(resnet_v1, "resnet_v1_%d" % FLAGS.depth)
-            logits, _ = net(images, num_classes, is_training=FLAGS.mode == "train")
-            logits = tf.reshape(logits, [FLAGS.batch_size, num_classes])
-            op = _step(logits, labels, None)
-        with tf1.Session(config=_config()) as sess:
-            sess.run([tf1.global_variables_initializer(), tf1.local_variables_initializer()])
-            return _time(sess, op, FLAGS.steps, FLAGS.warmup)
+def bench_slim():
+    params = _params()
+    with tf.Graph().as_default():
+        images, labels, _ = run_config.input_batches(params, training=False)
+        training = FLAGS.mode == "train"
+        with tf.device(run_config.resolve_device(FLAGS.device)):
+            logits, _ = slim_ref.logits(images, FLAGS.depth, _num_classes(), is_training=training)
+            if not training:
+                return _run(logits)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels, logits=logits))
+            loss += tf1.losses.get_regularization_loss()  # slim's own weight decay
+            optimizer = tf1.train.MomentumOptimizer(0.01, 0.9)
+            with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
+                op = optimizer.minimize(loss, global_step=tf1.train.get_or_create_global_step())
+        return _run(op)
 
 
 def bench_pipeline(kind):
@@ -114,39 +119,33 @@ def bench_pipeline(kind):
             fake.write_cifar(data_dir, per_file=2000, test=10)
         else:
             fake.write_imagenet(data_dir, "train", shards=4, per_shard=64, corrupt=0)
-    graph = tf.Graph()
-    with graph.as_default():
-        if kind == "cifar10":
-            ds, _ = cifar10.dataset(data_dir, "train", FLAGS.batch_size, True, download=False)
-        else:
-            ds, _ = imagenet.dataset(data_dir, "train", FLAGS.batch_size, True)
-        batch = tf1.data.make_one_shot_iterator(ds).get_next()
-        with tf1.Session(config=_config()) as sess:
-            rate = _time(sess, batch, FLAGS.steps, FLAGS.warmup)
-    if tmp:
-        tmp.cleanup()
-    return rate
+    try:
+        with tf.Graph().as_default():
+            images, labels, _ = run_config.input_batches(_params(kind, data_dir), training=True)
+            return _run([images, labels])
+    finally:
+        if tmp:
+            tmp.cleanup()
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
-    cifar = FLAGS.depth not in model_lib.IMAGENET_UNITS
-    size, num_classes = (32, 10) if cifar else (224, 1000)
+    for peer in FLAGS.peers:
+        if peer != "slim":
+            raise app.UsageError("--peers: unknown peer %r (expected slim)" % peer)
+        if FLAGS.depth not in model_lib.IMAGENET_UNITS or FLAGS.depth in model_lib.BASIC_DEPTHS:
+            raise app.UsageError("--peers=slim needs a bottleneck depth (50, 101, 152, 200)")
     gpus = tf.config.list_physical_devices("GPU")
     logging.info("TensorFlow %s, %d GPU(s): %s", tf.__version__, len(gpus),
                  ", ".join(g.name for g in gpus) or "none (CPU)")
     what = "ResNet-%d %s %s %s batch %d on %s" % (FLAGS.depth, FLAGS.mode, FLAGS.dtype,
                                                   FLAGS.data_format, FLAGS.batch_size,
                                                   "GPU" if gpus else "CPU")
-    ours = bench_ours(size, num_classes)
+    ours = bench_ours()
     print("ours (%s): %.1f images/sec" % (what, ours))
-    for peer in FLAGS.peers:
-        if peer != "slim":
-            raise app.UsageError("--peers: unknown peer %r (expected slim)" % peer)
-        if cifar or FLAGS.depth in model_lib.BASIC_DEPTHS:
-            raise app.UsageError("--peers=slim needs a bottleneck depth (50, 101, 152, 200)")
-        rate = bench_slim(size, num_classes)
+    if "slim" in FLAGS.peers:
+        rate = bench_slim()
         print("TF-slim resnet_v1_%d (%s, NHWC): %.1f images/sec" % (FLAGS.depth, FLAGS.mode,
                                                                     rate))
         print("ratio ours / slim: %.3f" % (ours / rate))

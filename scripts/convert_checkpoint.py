@@ -8,16 +8,13 @@ Writes DIR/model.ckpt (V2) and DIR/config.json; `resnet_tf1.ResNet(**config["mod
 graph the checkpoint fits. Sources: slim, official, keras (.h5), caffe (.npz of the blobs).
 """
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import app, flags, logging
 
-from absl import app, flags, logging  # noqa: E402
-
-from resnet_tf1 import restore  # noqa: E402
-from resnet_tf1.porting import SOURCES, PortError  # noqa: E402
-from resnet_tf1.porting import convert as convert_lib  # noqa: E402
+from resnet_tf1 import checkpoints
+from resnet_tf1.porting import SOURCES
+from resnet_tf1.porting import convert as convert_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("source", None, SOURCES, "Format of --input.")
@@ -26,8 +23,10 @@ flags.DEFINE_string("input", None, "Source checkpoint: a TF prefix or V1 file (s
 flags.DEFINE_string("output", None, "Output directory for model.ckpt and config.json.")
 flags.DEFINE_integer("depth", None, "ResNet depth, only where the file cannot tell.")
 flags.DEFINE_integer("num_classes", None, "Number of classes, only where the file cannot tell.")
-flags.DEFINE_bool("verify", False, "Run the source framework's own model (TF-slim for slim, "
-                  "tf-keras for keras) beside the port on a fixed batch and compare logits.")
+flags.DEFINE_bool("verify", False, "Run the source's reference model beside the port on a fixed "
+                  "batch and compare logits: TF-slim's own resnet_v1 (slim), tf-keras' own "
+                  "ResNet (keras), official r1's model re-created on tf.compat.v1.layers "
+                  "(official), a numpy forward pass with Caffe's semantics (caffe).")
 flags.DEFINE_float("tolerance", 1e-4, "Largest relative logit difference --verify accepts.")
 flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output directory.")
 flags.mark_flags_as_required(["source", "input", "output"])
@@ -40,7 +39,7 @@ def main(argv):
         config, seconds = convert_lib.convert(FLAGS.source, FLAGS.input, FLAGS.output,
                                               depth=FLAGS.depth, num_classes=FLAGS.num_classes,
                                               overwrite=FLAGS.overwrite)
-    except (PortError, restore.RestoreError) as e:
+    except checkpoints.CheckpointError as e:
         print("convert_checkpoint: error: %s" % e, file=sys.stderr)
         return 1
     m = config["model"]
@@ -54,11 +53,12 @@ def main(argv):
         return 0
     try:
         result = convert_lib.verify(FLAGS.source, FLAGS.input, FLAGS.output)
-    except (PortError, ImportError) as e:
+    except (checkpoints.CheckpointError, ImportError) as e:
         print("convert_checkpoint: error: --verify: %s" % e, file=sys.stderr)
         return 1
-    print("verify: max abs logit difference %.3g, max relative %.3g, top-1 agreement %.0f%%"
-          % (result["max_abs"], result["max_rel"], 100 * result["top1_agreement"]))
+    print("verify against %s: max abs logit difference %.3g, max relative %.3g, top-1 "
+          "agreement %.0f%%" % (result["reference"], result["max_abs"], result["max_rel"],
+                                100 * result["top1_agreement"]))
     if result["max_rel"] > FLAGS.tolerance:
         print("convert_checkpoint: error: --verify: relative difference %.3g is above "
               "--tolerance=%g" % (result["max_rel"], FLAGS.tolerance), file=sys.stderr)

@@ -3,6 +3,7 @@
 
     python scripts/dump_graph.py --depth=50 --variant=slim --output=resnet50_slim.json
     python scripts/dump_graph.py --depth=50 --format=text
+    python scripts/dump_graph.py --depth=50 --variant=v1.5 --format=plan   # the unit plan
     python scripts/dump_graph.py --diff A.json B.json      # exit status 1 when they differ
 
 A manifest lists every variable (name, shape, dtype, trainable), every end point, the parameter
@@ -11,14 +12,11 @@ configuration, the TensorFlow version and a fingerprint of the variable names an
 """
 
 import json
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from resnet_tf1 import manifest, model  # noqa: E402
+from resnet_tf1 import data, fileio, manifest, model, run_config
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("depth", 50, "ResNet depth.")
@@ -28,7 +26,8 @@ flags.DEFINE_integer("image_size", None, "Input height and width (default 224; 3
 flags.DEFINE_string("config", None, "JSON file with ResNet keyword arguments (e.g. a converted "
                     "checkpoint's config.json, whose \"model\" entry is used); overrides "
                     "--depth/--variant/--num_classes.")
-flags.DEFINE_enum("format", "json", ["json", "text"], "Manifest as JSON or as a layer table.")
+flags.DEFINE_enum("format", "json", ["json", "text", "plan"], "Manifest as JSON, as a layer "
+                  "table, or the model's unit plan (ResNet.plan(): one residual unit a line).")
 flags.DEFINE_string("output", None, "Write here (atomically) instead of standard output.")
 flags.DEFINE_bool("diff", False, "Compare the two manifest files given as arguments.")
 
@@ -41,11 +40,17 @@ def _load(path):
         raise app.UsageError("--diff: %s is not a readable manifest: %s" % (path, e))
 
 
-def _write(text, path):
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def format_plan(kwargs, image_size):
+    """The model's unit plan as a table: one residual unit a line."""
+    resnet = model.ResNet(**kwargs)
+    plan = resnet.plan(image_size or resnet.default_image_size())
+    header = ("scope", "kind", "in", "mid", "out", "stride", "1x1", "3x3", "shortcut")
+    rows = [header] + [(u.scope, u.kind, u.depth_in, u.depth_bottleneck, u.depth_out, u.stride,
+                        "-" if u.stride_1x1 is None else u.stride_1x1, u.stride_3x3, u.shortcut)
+                       for u in plan]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
+    return "".join("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() + "\n"
+                   for r in rows)
 
 
 def main(argv):
@@ -70,15 +75,18 @@ def main(argv):
     else:
         num_classes = FLAGS.num_classes
         if num_classes is None:
-            num_classes = 1000 if FLAGS.depth in model.IMAGENET_UNITS else 10
+            num_classes = data.spec(run_config.default_dataset(FLAGS.depth)).num_classes
         kwargs = dict(depth=FLAGS.depth, variant=FLAGS.variant, num_classes=num_classes)
     try:
-        m = manifest.make(kwargs, FLAGS.image_size)
+        if FLAGS.format == "plan":
+            text = format_plan(kwargs, FLAGS.image_size)
+        else:
+            m = manifest.make(kwargs, FLAGS.image_size)
+            text = manifest.dumps(m) if FLAGS.format == "json" else manifest.format_text(m)
     except (TypeError, ValueError) as e:
         raise app.UsageError("--config / model flags: %s" % e)
-    text = manifest.dumps(m) if FLAGS.format == "json" else manifest.format_text(m)
     if FLAGS.output:
-        _write(text, FLAGS.output)
+        fileio.write_text(FLAGS.output, text)
     else:
         sys.stdout.write(text)
     return 0

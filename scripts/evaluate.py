@@ -9,14 +9,13 @@ new checkpoint as training writes it.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from absl import app, flags, logging
 
-from absl import app, flags, logging  # noqa: E402
-
-import run_flags  # noqa: E402
-from resnet_tf1 import data, eval_lib, restore  # noqa: E402
+from resnet_tf1 import checkpoints, data, eval_lib, run_flags
 
 FLAGS = flags.FLAGS
+run_flags.define()
+flags.adopt_module_key_flags(run_flags)  # --helpshort lists them
 flags.DEFINE_string("checkpoint_path", None, "A checkpoint prefix to evaluate instead of the "
                     "latest in --model_dir.")
 flags.DEFINE_bool("ten_crop", False, "ImageNet: average over the paper's 10 crops.")
@@ -46,7 +45,7 @@ def main(argv):
         metrics = eval_lib.evaluate(params, FLAGS.checkpoint_path or params.model_dir,
                                     FLAGS.ten_crop)
         path = eval_lib.write_metrics(metrics, eval_dir)
-    except (ValueError, data.DataError, restore.RestoreError) as e:
+    except (ValueError, data.DataError, checkpoints.CheckpointError) as e:
         print("evaluate: error: %s" % e, file=sys.stderr)
         return 1
     _report(metrics)

@@ -2,18 +2,18 @@
 """Train a ResNet with sessions: python scripts/train.py --flagfile=scripts/flags/<recipe>.flags
 
 Resumes from the latest checkpoint in --model_dir; writes --model_dir/flags.txt, a flagfile that
-reproduces the run; TensorBoard summaries in --model_dir.
+reproduces the run; TensorBoard summaries in --model_dir. Flags: `resnet_tf1.run_config.RunParams`.
 """
 
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from absl import app, flags, logging
 
-from absl import app, logging  # noqa: E402
+from resnet_tf1 import checkpoints, data, fileio, run_flags, train_lib
 
-import run_flags  # noqa: E402
-from resnet_tf1 import data, restore, train_lib  # noqa: E402
+run_flags.define()
+flags.adopt_module_key_flags(run_flags)  # --helpshort lists them
 
 
 def main(argv):
@@ -23,13 +23,12 @@ def main(argv):
         params = run_flags.params_from_flags()
         os.makedirs(params.model_dir, exist_ok=True)
         path = os.path.join(params.model_dir, "flags.txt")
-        with open(path + ".tmp", "w") as f:
-            f.write(run_flags.flagfile_text())
-        os.replace(path + ".tmp", path)
+        fileio.write_text(path, run_flags.flagfile_text())
         logging.info("training %s ResNet-%d on %s into %s (flags in %s)", params.variant,
                      params.depth, params.dataset, params.model_dir, path)
         step = train_lib.train(params)
-    except (ValueError, data.DataError, restore.RestoreError, train_lib.NanLossError) as e:
+    except (ValueError, data.DataError, checkpoints.CheckpointError,
+            train_lib.NanLossError) as e:
         print("train: error: %s" % e, file=sys.stderr)
         return 1
     logging.info("done at step %d; checkpoints in %s", step, params.model_dir)

@@ -1,6 +1,7 @@
 """The model against the paper's numbers: parameter counts, multiply-adds, end points, options."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -261,3 +262,75 @@ def test_reduced_precision_compute_stays_close_to_float32(dtype, tol):
                 outs[dt] = s.run(logits)
     scale = np.max(np.abs(outs["float32"]))
     assert np.max(np.abs(outs[dtype] - outs["float32"])) / scale < tol
+
+
+# ---- the unit plan and the presets ------------------------------------------------------------
+
+def _variables(model, size):
+    g = tf.Graph()
+    with g.as_default():
+        _, end_points = model(tf1.placeholder(tf.float32, [None, size, size, 3]))
+        shapes = {v.op.name: v.shape.as_list() for v in tf1.global_variables()}
+    return shapes, {k: v.shape.as_list() for k, v in end_points.items()}
+
+
+@pytest.mark.parametrize("depth, variant, size", [(50, "paper", 224), (50, "v1.5", 224),
+                                                   (50, "slim", 224), (18, "paper", 224),
+                                                   (20, "paper", 32)])
+def test_the_plan_is_what_the_graph_builds(depth, variant, size):
+    model = resnet_tf1.ResNet(depth, variant=variant)
+    plan = model.plan(size)
+    shapes, end_points = _variables(model, size)
+    for unit in plan:
+        conv1 = shapes[unit.scope + "/conv1/weights"]
+        assert conv1[2] == unit.depth_in, unit
+        assert (unit.scope + "/shortcut/weights" in shapes) == unit.projection, unit
+        last = shapes[unit.scope + ("/conv3/weights" if unit.kind == "bottleneck"
+                                    else "/conv2/weights")]
+        assert last[3] == unit.depth_out, unit
+        if unit.kind == "bottleneck":
+            assert conv1[3] == shapes[unit.scope + "/conv2/weights"][3] == unit.depth_bottleneck
+    # Every unit scope in the graph is in the plan, and nothing else.
+    built = {re.match(r"^(.*?/unit_\d+/(bottleneck|basic))/", n).group(1) for n in shapes
+             if "/unit_" in n}
+    assert built == {u.scope for u in plan}
+    # A stage's spatial size is the input's divided by the product of the strides so far.
+    scope = model.resolve(size)["scope"]
+    stem = 4 if size == 224 else 1
+    factor = stem
+    for unit in plan:
+        factor *= unit.stride
+        if unit is [u for u in plan if u.stage == unit.stage][-1]:
+            assert end_points["%s/%s" % (scope, unit.stage)][1] == size // factor, unit.stage
+
+
+def test_plan_records_where_each_variant_strides():
+    def first_unit_of_block2(variant):
+        return [u for u in resnet_tf1.ResNet(50, variant=variant).plan(224)
+                if u.stage == "block2"][0]
+    paper, v15 = first_unit_of_block2("paper"), first_unit_of_block2("v1.5")
+    assert (paper.stride, paper.stride_1x1, paper.stride_3x3) == (2, 2, 1)
+    assert (v15.stride, v15.stride_1x1, v15.stride_3x3) == (2, 1, 2)
+    slim_block1 = [u for u in resnet_tf1.ResNet(50, variant="slim").plan(224)
+                   if u.stage == "block1"]
+    # TF-slim strides on the last unit of the stage before, with a subsampled identity.
+    assert [u.stride for u in slim_block1] == [1, 1, 2]
+    assert slim_block1[-1].shortcut == "subsample" and not slim_block1[-1].projection
+    cifar = resnet_tf1.CifarResNet20().plan(32)
+    assert [u.shortcut for u in cifar].count("zero_pad") == 2  # option A, blocks 2 and 3
+    assert [u.shortcut for u in resnet_tf1.ResNet(20, shortcut="C").plan(32)] == \
+        ["projection"] * 9
+
+
+def test_presets_are_subclasses_that_round_trip():
+    for cls, depth in [(resnet_tf1.ResNet50, 50), (resnet_tf1.ResNet18, 18),
+                       (resnet_tf1.CifarResNet56, 56)]:
+        model = cls(variant="v1.5")
+        assert isinstance(model, resnet_tf1.ResNet) and model.depth == depth
+        again = cls(**model.get_config())
+        assert again.get_config() == model.get_config()
+        assert str(depth) in (cls.__doc__ or "")
+    assert resnet_tf1.CifarResNet20().get_config()["num_classes"] == 10
+    assert resnet_tf1.CifarResNet20(num_classes=100).num_classes == 100
+    with pytest.raises(ValueError, match="ResNet50 argument depth=101 is invalid: expected 50"):
+        resnet_tf1.ResNet50(depth=101)

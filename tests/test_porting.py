@@ -16,12 +16,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import reference_caffe
-import reference_official_r1
 from peer_util import random_value, relative_error
-from resnet_tf1 import peers, restore
-from resnet_tf1.porting import PortError, caffe, slim
+from resnet_tf1 import restore
+from resnet_tf1.porting import PortError, caffe, official
 from resnet_tf1.porting import convert as convert_lib
+from resnet_tf1.references import caffe as reference_caffe
+from resnet_tf1.references import keras as keras_ref
+from resnet_tf1.references import official_r1 as reference_official_r1
+from resnet_tf1.references import slim as slim_ref
 
 tf1 = tf.compat.v1
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,17 +51,15 @@ def _randomise_and_save(graph_vars, sess, path, rng, v1=False):
 
 
 def slim_checkpoint(tmp, depth, v1, seed):
-    tf_slim, resnet_v1 = peers.slim_resnet_v1()
     g = tf.Graph()
     with g.as_default():
         x = tf1.placeholder(tf.float32, [None, 224, 224, 3])
-        with tf_slim.arg_scope(resnet_v1.resnet_arg_scope()):
-            logits, _ = getattr(resnet_v1, "resnet_v1_%d" % depth)(x, 1000, is_training=False)
+        logits, _ = slim_ref.logits(x, depth, 1000)
         tf1.train.get_or_create_global_step()
         with tf1.Session() as s:
             path = os.path.join(tmp, "resnet_v1_%d%s.ckpt" % (depth, "_v1" if v1 else ""))
             _randomise_and_save(tf1.global_variables(), s, path, np.random.RandomState(seed), v1)
-            return path, s.run(logits, {x: IMAGES}).reshape(len(IMAGES), -1)
+            return path, s.run(logits, {x: IMAGES})
 
 
 def ported_logits(out_dir):
@@ -86,7 +86,8 @@ def test_slim(tmp_path, depth, v1):
     assert sorted(os.listdir(out)) == ["checkpoint", "config.json",
                                        "model.ckpt.data-00000-of-00001", "model.ckpt.index"]
     if "--verify" in r.args:
-        assert "verify: max abs logit difference" in r.stdout and "top-1 agreement 100%" in r.stdout
+        assert "verify against TF-slim's own nets.resnet_v1: max abs logit difference" in r.stdout
+        assert "top-1 agreement 100%" in r.stdout
 
 
 def keras_h5(tmp, model, name, rng):
@@ -102,11 +103,11 @@ def keras_h5(tmp, model, name, rng):
 
 @pytest.mark.parametrize("scheme", ["keras", "keras2016"])
 def test_keras(tmp_path, scheme):
-    keras = peers.tf_keras()
+    keras = keras_ref.tf_keras()
     if scheme == "keras":
         model = keras.applications.ResNet50(weights=None, classifier_activation=None)
     else:
-        model = peers.keras2016_resnet50()
+        model = keras_ref.keras2016_resnet50()
     path, ref = keras_h5(str(tmp_path), model, scheme + ".h5", np.random.RandomState(7))
     out = str(tmp_path / "out")
     convert_ok("--source=keras", "--input=" + path, "--output=" + out, "--verify")
@@ -122,7 +123,7 @@ def test_keras(tmp_path, scheme):
 
 def test_keras_port_is_sensitive_to_pool_padding(tmp_path):
     """Negative control: the same weights in a graph with TF 'SAME' pooling do not match."""
-    keras = peers.tf_keras()
+    keras = keras_ref.tf_keras()
     model = keras.applications.ResNet50(weights=None, classifier_activation=None)
     path, ref = keras_h5(str(tmp_path), model, "k.h5", np.random.RandomState(8))
     from resnet_tf1.porting import keras as keras_port
@@ -150,7 +151,9 @@ def test_official(tmp_path):
             _randomise_and_save(tf1.global_variables(), s, path, np.random.RandomState(9))
             ref = s.run(logits, {x: IMAGES})
     out = str(tmp_path / "out")
-    convert_ok("--source=official", "--input=" + str(tmp_path), "--output=" + out)
+    r = convert_ok("--source=official", "--input=" + str(tmp_path), "--output=" + out, "--verify")
+    assert "verify against official r1 resnet_model" in r.stdout, r.stdout
+    assert "top-1 agreement 100%" in r.stdout
     ours, config = ported_logits(out)
     err = relative_error(ours, ref)
     print("official r1 ResNet-50: max relative logit difference %.3g" % err)
@@ -204,13 +207,24 @@ def test_caffe_resnet50(tmp_path):
     bgr = IMAGES[:1]
     ref = reference_caffe.forward(blobs, bgr, CAFFE_R50_UNITS)
     out = str(tmp_path / "out")
-    convert_ok("--source=caffe", "--input=" + path, "--output=" + out)
+    r = convert_ok("--source=caffe", "--input=" + path, "--output=" + out, "--verify")
+    assert "verify against a numpy forward pass with Caffe's semantics" in r.stdout, r.stdout
+    assert "top-1 agreement 100%" in r.stdout
     ours = convert_lib.run_ported(out, bgr)
     err = relative_error(ours, ref)
     print("caffe ResNet-50: max relative logit difference %.3g" % err)
     assert err < TOL
     config = convert_lib.load_config(out)
     assert config["preprocessing"]["channel_order"] == "BGR"
+
+
+def test_official_depths_come_from_the_plan():
+    # 1 stem conv + 3 per unit + 4 projections: ResNet-200 has 1 + 3 * 66 + 4 = 203 kernels.
+    counts = {d: official._conv_count(d) for d in (50, 101, 152, 200)}
+    assert counts == {50: 53, 101: 104, 152: 155, 200: 203}
+    names = {"resnet_model/conv2d%s/kernel" % ("" if i == 0 else "_%d" % i): 0
+             for i in range(203)}
+    assert official.detect_depth(names) == 200
 
 
 def test_caffe_resnet101_names():
@@ -225,7 +239,8 @@ def test_caffe_npz_with_pickles_is_refused(tmp_path):
     np.savez(path, **{"conv1/0": np.array([{"a": 1}], dtype=object)})
     r = cli("--source=caffe", "--input=" + path, "--output=" + str(tmp_path / "o"))
     assert r.returncode == 1
-    assert "cannot be read as an .npz" in r.stderr or "Object arrays" in r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.startswith("convert_checkpoint: error:")]
+    assert len(lines) == 1 and "cannot be read as an .npz of Caffe blobs" in lines[0], r.stderr
     assert not os.path.exists(tmp_path / "o")
 
 
@@ -247,7 +262,8 @@ def test_misshaped_source_names_both_shapes(tmp_path):
     result = caffe.to_target(blobs)
     out = tmp_path / "out"
     with pytest.raises(restore.RestoreError,
-                       match=r"resnet50/logits/weights: \[1024, 1000\] vs graph \[2048, 1000\]"):
+                       match=r"resnet50/logits/weights: source \[1024, 1000\] vs graph "
+                             r"\[2048, 1000\]"):
         convert_lib.write(result, str(out), "caffe", "ResNet-50.npz")
     assert not out.exists() and os.listdir(tmp_path) == []  # nothing half-written
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from resnet_tf1 import train_lib
+from resnet_tf1 import run_config, train_lib
 from resnet_tf1.data import DataError, cifar10, imagenet
 from resnet_tf1.data import fake
 
@@ -32,7 +32,7 @@ def params(model_dir, data_dir, **kw):
                 batch_size=16, max_steps=10, learning_rate=0.1, lr_boundaries=(),
                 save_checkpoints_steps=5, log_every_n_steps=5, seed=1)
     base.update(kw)
-    return train_lib.TrainParams(**base)
+    return run_config.RunParams(**base)
 
 
 def take(make_dataset, n=1):
@@ -117,7 +117,7 @@ def test_imagenet_pipeline_skips_corrupt_records(tmp_path):
     assert all(0 <= label < 1000 for label in seen)
     (images, labels), = take(lambda: imagenet.dataset(d, "train", 3, training=True, seed=0))
     assert images.shape == (3, 224, 224, 3)
-    (images, _), = take(lambda: imagenet.dataset(d, "eval", 2, training=False, ten_crops=True))
+    (images, _), = take(lambda: imagenet.dataset(d, "eval", 2, training=False, ten_crop=True))
     assert images.shape == (2, 10, 224, 224, 3)
     np.testing.assert_allclose(images[0, 5], images[0, 0][:, ::-1], atol=1e-4)
     with pytest.raises(DataError, match="no ImageNet TFRecords matching"):
@@ -126,26 +126,23 @@ def test_imagenet_pipeline_skips_corrupt_records(tmp_path):
 
 # ---- training ---------------------------------------------------------------------------------
 
-def _final_loss(model_dir):
+def _scalars(model_dir):
+    """{tag: [(step, value)]} of the scalar summaries in a run directory's event files."""
     from tensorboard.backend.event_processing import event_accumulator
     acc = event_accumulator.EventAccumulator(str(model_dir))
     acc.Reload()
-    return [(e.step, e.value) for e in acc.Scalars("cross_entropy")]
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 def test_training_lowers_the_loss_and_writes_summaries(cifar_dir, tmp_path):
     p = params(tmp_path / "run", cifar_dir, max_steps=40, log_every_n_steps=5, learning_rate=0.01)
     assert train_lib.train(p) == 40
-    losses = _final_loss(tmp_path / "run")
+    scalars = _scalars(tmp_path / "run")
+    losses = scalars["cross_entropy"]
     first, last = losses[0][1], np.mean([v for _, v in losses[-3:]])
     assert first == pytest.approx(np.log(10), rel=0.05)  # chance level for 10 classes
     assert last < 0.5 * first, losses
-    tags = set()
-    from tensorboard.backend.event_processing import event_accumulator
-    acc = event_accumulator.EventAccumulator(str(tmp_path / "run"))
-    acc.Reload()
-    tags = set(acc.Tags()["scalars"])
-    assert {"loss", "top_1", "learning_rate", "images_per_sec"} <= tags
+    assert {"loss", "top_1", "learning_rate", "images_per_sec"} <= set(scalars)
 
 
 def test_resume_continues_the_global_step(cifar_dir, tmp_path):
@@ -205,7 +202,7 @@ def test_nan_stops_cleanly_and_keeps_the_last_good_checkpoint(cifar_dir, tmp_pat
 
 
 def _one_step(num_gpus, images, labels):
-    p = train_lib.TrainParams(model_dir="unused", dataset="cifar10", depth=20, batch_size=8,
+    p = run_config.RunParams(model_dir="unused", dataset="cifar10", depth=20, batch_size=8,
                               num_gpus=num_gpus, learning_rate=0.5, lr_boundaries=(),
                               device="/cpu:0")
     g = tf.Graph()
@@ -213,7 +210,7 @@ def _one_step(num_gpus, images, labels):
         tf1.set_random_seed(7)
         step = tf1.train.get_or_create_global_step()
         train_op, _ = train_lib.build_train_op(p, tf.constant(images), tf.constant(labels), step)
-        with tf1.Session(config=train_lib.session_config()) as s:
+        with tf1.Session(config=run_config.session_config()) as s:
             s.run(tf1.global_variables_initializer())
             s.run(train_op)
             return {v.op.name: s.run(v) for v in tf1.global_variables()
@@ -253,7 +250,7 @@ def _initial(seed):
     with g.as_default():
         tf1.set_random_seed(seed)
         step = tf1.train.get_or_create_global_step()
-        p = train_lib.TrainParams(model_dir="unused", depth=20, batch_size=8, lr_boundaries=(),
+        p = run_config.RunParams(model_dir="unused", depth=20, batch_size=8, lr_boundaries=(),
                                   device="/cpu:0")
         train_lib.build_train_op(p, tf.zeros([8, 32, 32, 3]), tf.zeros([8], tf.int32), step)
         with tf1.Session() as s:
@@ -292,7 +289,7 @@ def test_evaluate_writes_metrics_that_match_the_predictions(cifar_dir, tmp_path)
     images = test[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32) - mean
     import resnet_tf1
     with tf.Graph().as_default():
-        logits, _ = resnet_tf1.ResNet(**train_lib.model_kwargs(p))(tf.constant(images))
+        logits, _ = resnet_tf1.ResNet(**run_config.model_kwargs(p))(tf.constant(images))
         from resnet_tf1 import restore
         restorer = restore.Restorer(str(tmp_path / "run"))
         with tf1.Session() as s:
@@ -309,6 +306,8 @@ def test_evaluate_writes_metrics_that_match_the_predictions(cifar_dir, tmp_path)
 @pytest.mark.parametrize("flag, message", [
     ("--depth=51", "train: error: --depth=51 is not a ResNet depth"),
     ("--lr_values=0.1,0.01", "train: error: --lr_values has 2 values; --lr_boundaries has 2"),
+    ("--lr_boundaries=a,b", "train: error: --lr_boundaries must be comma-separated integers: "
+                            "got a,b"),
 ])
 def test_bad_flags_get_one_line_and_exit_1(cifar_dir, tmp_path, flag, message):
     r = _cli("train.py", "--data_dir=" + cifar_dir, "--model_dir=" + str(tmp_path / "m"),
@@ -327,3 +326,77 @@ def test_watch_evaluates_each_checkpoint_until_max_steps(cifar_dir, tmp_path):
     assert seen == [4]  # the latest checkpoint when watching starts, then stop at max_steps
     metrics = json.load(open(tmp_path / "run" / "eval" / "metrics.json"))
     assert metrics["global_step"] == 4 and metrics["num_examples"] == 100
+
+
+def test_learning_rate_warm_up_and_steps_follow_the_paper():
+    # ResNet-110 (Section 4.2): 0.01 until step 400, then 0.1, divided by 10 at 32k and 48k
+    # (tf.train.piecewise_constant keeps the old rate on the boundary step itself).
+    p = run_config.RunParams(learning_rate=0.1, lr_boundaries=(32000, 48000), warmup_steps=400)
+    with tf.Graph().as_default():
+        step = tf1.placeholder(tf.int64, [])
+        lr = train_lib.learning_rate_schedule(p, step)
+        with tf1.Session() as s:
+            got = {k: s.run(lr, {step: k}) for k in (0, 399, 400, 32000, 32001, 48000, 48001,
+                                                     64000)}
+    expected = {0: 0.01, 399: 0.01, 400: 0.1, 32000: 0.1, 32001: 0.01, 48000: 0.01,
+                48001: 0.001, 64000: 0.001}
+    for k, v in expected.items():
+        assert got[k] == pytest.approx(v, rel=1e-6), (k, got[k])
+
+
+def _ten_crops(jpeg):
+    """The paper's 10 crops, cut and flipped in numpy (decode and resize eagerly in TF)."""
+    image = tf.io.decode_jpeg(jpeg, channels=3).numpy().astype(np.float32)
+    h, w = image.shape[:2]
+    scale = 256.0 / min(h, w)
+    size = [int(round(h * scale)), int(round(w * scale))]
+    image = tf.image.resize(image, size, method="bilinear").numpy() - imagenet.MEAN_RGB
+    H, W = image.shape[:2]
+    top, left = (H - 224) // 2, (W - 224) // 2
+    crops = [image[:224, :224], image[:224, W - 224:], image[H - 224:, :224],
+             image[H - 224:, W - 224:], image[top:top + 224, left:left + 224]]
+    return np.stack(crops + [c[:, ::-1] for c in crops])
+
+
+def _ten_crop_scores(logits):
+    """(mean softmax over the 10 crops, the centre crop's logits)."""
+    logits = logits.astype(np.float64)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    return probs.mean(0), logits[4]
+
+
+def test_ten_crop_evaluation_averages_the_ten_crops(tmp_path):
+    from resnet_tf1 import eval_lib
+    rng = np.random.RandomState(5)
+    jpegs = [tf.io.encode_jpeg(rng.randint(0, 255, (rng.randint(230, 300),
+                                                    rng.randint(230, 300), 3)).astype(
+        np.uint8)).numpy() for _ in range(4)]
+    p = run_config.RunParams(model_dir=str(tmp_path / "run"), dataset="imagenet",
+                             data_dir=str(tmp_path / "data"), depth=18, batch_size=2,
+                             device="/cpu:0")
+    crops = [_ten_crops(j) for j in jpegs]
+    with tf.Graph().as_default():
+        tf1.set_random_seed(3)
+        x = tf1.placeholder(tf.float32, [None, 224, 224, 3])
+        logits, _ = run_config.build_model(p)(x)
+        tf1.train.get_or_create_global_step()
+        with tf1.Session() as s:
+            s.run(tf1.global_variables_initializer())
+            tf1.train.Saver().save(s, str(tmp_path / "run" / "model.ckpt"))
+            refs = [_ten_crop_scores(s.run(logits, {x: c})) for c in crops]
+    ten = [int(np.argmax(r[0])) for r in refs]
+    centre = [int(np.argmax(r[1])) for r in refs]
+    # Labels (1-based in the files) are the ten-crop predictions: ten-crop top-1 must be 1.0.
+    os.makedirs(tmp_path / "data")
+    with tf.io.TFRecordWriter(str(tmp_path / "data" / "validation-00000-of-00001")) as w:
+        for jpeg, label in zip(jpegs, ten):
+            w.write(tf.train.Example(features=tf.train.Features(feature={
+                "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+                "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(
+                    value=[label + 1]))})).SerializeToString())
+    metrics = eval_lib.evaluate(p, str(tmp_path / "run"), ten_crop=True)
+    assert metrics["num_examples"] == 4 and metrics["ten_crop"]
+    assert metrics["top_1_accuracy"] == 1.0
+    single = eval_lib.evaluate(p, str(tmp_path / "run"), ten_crop=False)
+    assert single["top_1_accuracy"] == pytest.approx(np.mean(np.equal(ten, centre)))

@@ -1,8 +1,60 @@
 """Input pipelines (tf.data) and the paper's preprocessing. Augmentation lives here, never in
-the model."""
+the model.
 
-from resnet_tf1.data.common import DataError  # noqa: F401
+The one switch over datasets: `spec(name)` says what a dataset is (classes, image size, whether it
+has an evaluation set) and `make_dataset(...)` builds its pipeline; training, evaluation, the
+benchmark and prediction all go through them.
+"""
+
+import collections
+
+from resnet_tf1.data import cifar10, imagenet
+from resnet_tf1.data.common import DataError
 
 DATASETS = ("cifar10", "imagenet", "synthetic")
-NUM_CLASSES = {"cifar10": 10, "imagenet": 1000}
-IMAGE_SIZE = {"cifar10": 32, "imagenet": 224}
+
+DatasetSpec = collections.namedtuple("DatasetSpec", ["name", "num_classes", "image_size",
+                                                     "has_eval"])
+_SPECS = {
+    "cifar10": DatasetSpec("cifar10", 10, 32, True),
+    "imagenet": DatasetSpec("imagenet", 1000, 224, True),
+    # Random tensors made on the device, shaped like ImageNet (benchmarks only).
+    "synthetic": DatasetSpec("synthetic", 1000, 224, False),
+}
+
+
+def spec(name):
+    """The `DatasetSpec` of `name`; DataError naming the choices for an unknown one."""
+    if name not in _SPECS:
+        raise DataError("unknown dataset %r: expected one of %s" % (name, ", ".join(DATASETS)))
+    return _SPECS[name]
+
+
+def make_dataset(name, data_dir, split, batch_size, training, num_classes=None, holdout=False,
+                 ten_crop=False, seed=None, download=True):
+    """Batches of (images, labels) from a file-backed dataset.
+
+    Args:
+        name: "cifar10" or "imagenet".
+        split: "train" or "eval" (CIFAR-10 with `holdout`: the paper's 45k / 5k split).
+        training: shuffle, repeat and augment.
+        num_classes: ImageNet: 1000 (labels shifted to 0..999) or 1001 (background class 0).
+        ten_crop: ImageNet evaluation: images are [batch, 10, 224, 224, 3].
+
+    Returns:
+        (tf.data.Dataset, number of examples or None when unknown).
+    """
+    s = spec(name)
+    if not s.has_eval:
+        raise DataError("--dataset=%s has no files to read (expected cifar10 or imagenet)" % name)
+    if ten_crop and (name != "imagenet" or training):
+        raise DataError("ten-crop evaluation applies to --dataset=imagenet evaluation only")
+    if name == "cifar10":
+        return cifar10.dataset(data_dir, split, batch_size, training, holdout=holdout, seed=seed,
+                               download=download)
+    return imagenet.dataset(data_dir, split, batch_size, training,
+                            num_classes=num_classes or s.num_classes, ten_crop=ten_crop,
+                            seed=seed)
+
+
+__all__ = ["DATASETS", "DataError", "DatasetSpec", "make_dataset", "spec"]

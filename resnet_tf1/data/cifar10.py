@@ -7,6 +7,7 @@ flip. The paper's 45k/5k train/validation split is selectable.
 """
 
 import hashlib
+import io
 import os
 import shutil
 import tarfile
@@ -16,6 +17,7 @@ import urllib.request
 import numpy as np
 import tensorflow as tf
 
+from resnet_tf1 import fileio
 from resnet_tf1.data.common import DataError, batch_and_prefetch, shuffle_and_repeat
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
@@ -84,23 +86,28 @@ def _records(root, files):
     return paths, sum(os.path.getsize(p) // RECORD_BYTES for p in paths)
 
 
-def split_files(root, split, validation_size=VALIDATION_SIZE):
-    """(files, skip, take) for 'train' (all 50k), 'train45k', 'validation' (last 5k), 'test'."""
-    if split == "test":
+# The record ranges of the CIFAR-10 files: all 50k training records, the paper's first 45k and
+# last 5k of them, and the 10k test records. `dataset(split=..., holdout=...)` picks one.
+SUBSETS = ("train", "train45k", "validation", "test")
+
+
+def subset_files(root, subset, validation_size=VALIDATION_SIZE):
+    """(files, skip, take) of a subset: 'train' (all 50k), 'train45k', 'validation' (the last
+    5k of the training files) or 'test'."""
+    if subset == "test":
         paths, n = _records(root, TEST_FILES)
         return paths, 0, n
     paths, n = _records(root, TRAIN_FILES)
-    if split in ("train45k", "validation") and not 0 < validation_size < n:
+    if subset in ("train45k", "validation") and not 0 < validation_size < n:
         raise DataError("the validation split needs %d of the %d training records in %s"
                         % (validation_size, n, root))
-    if split == "train":
+    if subset == "train":
         return paths, 0, n
-    if split == "train45k":
+    if subset == "train45k":
         return paths, 0, n - validation_size
-    if split == "validation":
+    if subset == "validation":
         return paths, n - validation_size, validation_size
-    raise DataError("unknown CIFAR-10 split %r: expected train, train45k, validation or test"
-                    % split)
+    raise DataError("unknown CIFAR-10 subset %r: expected one of %s" % (subset, ", ".join(SUBSETS)))
 
 
 def _decode(record):
@@ -112,16 +119,16 @@ def _decode(record):
 
 def per_pixel_mean(root, validation_size=VALIDATION_SIZE, holdout=False):
     """The [32, 32, 3] mean image of the training split, computed once and cached as .npy."""
-    paths, skip, take = split_files(root, "train45k" if holdout else "train", validation_size)
+    paths, skip, take = subset_files(root, "train45k" if holdout else "train", validation_size)
     cache = os.path.join(root, "mean_%s_%d.npy" % ("train45k" if holdout else "train", take))
     if os.path.exists(cache):
         return np.load(cache)
     data = np.concatenate([np.fromfile(p, np.uint8).reshape(-1, RECORD_BYTES) for p in paths])
     images = data[skip:skip + take, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     mean = images.astype(np.float64).mean(axis=0).astype(np.float32)
-    tmp = cache + ".tmp-%d.npy" % os.getpid()
-    np.save(tmp, mean)
-    os.replace(tmp, cache)
+    buffer = io.BytesIO()
+    np.save(buffer, mean)
+    fileio.write_bytes(cache, buffer.getvalue())
     return mean
 
 
@@ -141,9 +148,11 @@ def dataset(data_dir, split, batch_size, training, holdout=False, seed=None,
             training files and the 10k test file.
     """
     root = maybe_download(data_dir) if download else os.path.join(data_dir, SUBDIR)
-    name = {("train", False): "train", ("train", True): "train45k",
-            ("eval", False): "test", ("eval", True): "validation"}[(split, holdout)]
-    paths, skip, take = split_files(root, name, validation_size)
+    if split not in ("train", "eval"):
+        raise DataError("unknown CIFAR-10 split %r: expected train or eval" % split)
+    subset = {("train", False): "train", ("train", True): "train45k",
+              ("eval", False): "test", ("eval", True): "validation"}[(split, holdout)]
+    paths, skip, take = subset_files(root, subset, validation_size)
     mean = tf.constant(per_pixel_mean(root, validation_size, holdout))
     ds = tf.data.FixedLengthRecordDataset(paths, RECORD_BYTES).skip(skip).take(take)
     ds = shuffle_and_repeat(ds, training, seed=seed, shuffle_buffer=min(take, 50000))

@@ -21,6 +21,23 @@ EIGVEC = [[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6
 PATTERNS = {"train": "train-*-of-*", "eval": "validation-*-of-*"}
 
 
+def preprocessing_record(channel_order, mean, **extra):
+    """The `preprocessing` entry of a converted checkpoint's config.json: how the network's
+    framework fed it (0..255 pixels in `channel_order`, minus `mean`; shorter side resized to
+    256, centre 224 crop)."""
+    record = {"channel_order": channel_order, "mean": list(mean), "std": [1.0, 1.0, 1.0],
+              "scale": 255.0, "resize_shorter_side": 256, "crop": 224}
+    record.update(extra)
+    return record
+
+
+# RGB minus the ImageNet channel means: TF-slim (its "vgg_preprocessing"), the TF official models
+# and this project's own ImageNet pipeline.
+RGB_MEAN_PREPROCESSING = preprocessing_record("RGB", MEAN_RGB)
+# BGR minus the same means in BGR order: what Keras' `preprocess_input` calls mode "caffe".
+BGR_MEAN_PREPROCESSING = preprocessing_record("BGR", [103.939, 116.779, 123.68])
+
+
 def files(data_dir, split):
     pattern = os.path.join(data_dir, PATTERNS[split])
     found = sorted(tf.io.gfile.glob(pattern))
@@ -70,7 +87,7 @@ def eval_preprocess(image, resize=256, crop=224):
     return _centre_crop(image, crop) - tf.constant(MEAN_RGB)
 
 
-def ten_crop(image, resize=256, crop=224):
+def ten_crop_preprocess(image, resize=256, crop=224):
     """[10, crop, crop, 3]: the 4 corners and the centre, and their horizontal flips."""
     image = _resize_shorter(tf.cast(image, tf.float32), resize) - tf.constant(MEAN_RGB)
     shape = tf.shape(image)
@@ -81,11 +98,11 @@ def ten_crop(image, resize=256, crop=224):
     return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
 
 
-def dataset(data_dir, split, batch_size, training, num_classes=1000, ten_crops=False,
+def dataset(data_dir, split, batch_size, training, num_classes=1000, ten_crop=False,
             seed=None):
     """Batches of (images, labels). Labels are 0-based for 1000 classes, as stored for 1001.
 
-    With `ten_crops`, images are [batch, 10, 224, 224, 3].
+    With `ten_crop`, images are [batch, 10, 224, 224, 3].
     """
     paths = files(data_dir, split)
     label_offset = 1 if num_classes == 1000 else 0
@@ -100,7 +117,7 @@ def dataset(data_dir, split, batch_size, training, num_classes=1000, ten_crops=F
         image, label = _parse(record, label_offset)
         if training:
             return train_preprocess(image, seed), label
-        return (ten_crop(image) if ten_crops else eval_preprocess(image)), label
+        return (ten_crop_preprocess(image) if ten_crop else eval_preprocess(image)), label
 
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
     # A corrupt record or an undecodable image fails its map call; skip it and log a warning.

@@ -3,8 +3,19 @@
 Every `to_target` function takes the source's arrays as `{source_name: numpy array}` and returns
 `Port(arrays={target_name: array}, model=ResNet kwargs, preprocessing=..., labels=...)`. Every
 source array must be consumed exactly once; leftovers and gaps raise `PortError` with the names.
+Each module ends in a `FORMAT` record (reader, name map, source files, reference model); `FORMATS`
+is the one list of them.
 """
 
-from resnet_tf1.porting.common import Port, PortError  # noqa: F401
+from resnet_tf1.porting import caffe, keras, official, slim
+from resnet_tf1.porting.common import Port, PortError, SourceFormat  # noqa: F401
 
-SOURCES = ("slim", "official", "keras", "caffe")
+FORMATS = {m.FORMAT.name: m.FORMAT for m in (slim, official, keras, caffe)}
+SOURCES = tuple(FORMATS)
+
+
+def source_format(name):
+    """The `SourceFormat` record of `name`; PortError naming the choices otherwise."""
+    if name not in FORMATS:
+        raise PortError("unknown source %r: expected one of %s" % (name, ", ".join(SOURCES)))
+    return FORMATS[name]

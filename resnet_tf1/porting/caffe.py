@@ -20,8 +20,9 @@ import re
 import numpy as np
 
 from resnet_tf1 import model as model_lib
-from resnet_tf1.porting.common import (Consumer, Port, PortError, bottleneck_depth,
-                                       unit_scopes)
+from resnet_tf1.data import imagenet
+from resnet_tf1.porting.common import (Consumer, Port, PortError, SourceFormat,
+                                       bottleneck_depth, single_file, stage_number)
 
 # Per-channel means (BGR) of the mean image ResNet_mean.binaryproto the models were trained with.
 MSRA_MEAN_BGR = [103.0626238, 115.90288257, 123.15163084]
@@ -30,6 +31,7 @@ _UNIT = re.compile(r"^res(\d)([a-z])(\d*)_branch")
 
 def read(path):
     """{`<layer>/<blob index>`: array} from the .npz dump; never unpickles anything."""
+    single_file(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             return {name: f[name] for name in f.files}
@@ -88,16 +90,26 @@ def to_target(arrays, depth=None, num_classes=None, scope=None):
     root = model.resolve(224)["scope"]
     conv_bn("conv1", "bn_conv1", "scale_conv1", root + "/conv1")
     branches = {"shortcut": "1", "conv1": "2a", "conv2": "2b", "conv3": "2c"}
-    for s, k, dst_unit, projection in unit_scopes(model):
-        unit = _unit_name(depth, s + 2, k)[3:]
-        for part in (["shortcut"] if projection else []) + ["conv1", "conv2", "conv3"]:
-            tail = "%s_branch%s" % (unit, branches[part])
-            conv_bn("res" + tail, "bn" + tail, "scale" + tail, "%s/%s" % (dst_unit, part))
+    for unit in model.plan(224):
+        name = _unit_name(depth, stage_number(unit) + 1, unit.index - 1)[3:]
+        for part in (["shortcut"] if unit.projection else []) + ["conv1", "conv2", "conv3"]:
+            tail = "%s_branch%s" % (name, branches[part])
+            conv_bn("res" + tail, "bn" + tail, "scale" + tail, "%s/%s" % (unit.scope, part))
     out[root + "/logits/weights"] = np.transpose(src.take("fc1000/0"))
     out[root + "/logits/biases"] = src.take("fc1000/1")
     src.finish()
-    preprocessing = {"channel_order": "BGR", "mean": MSRA_MEAN_BGR, "std": [1.0, 1.0, 1.0],
-                     "scale": 255.0, "resize_shorter_side": 256, "crop": 224,
-                     "note": "trained with the 224x224 mean image ResNet_mean.binaryproto; "
-                             "the per-channel means given here are its averages"}
+    preprocessing = imagenet.preprocessing_record(
+        "BGR", MSRA_MEAN_BGR, note="trained with the 224x224 mean image ResNet_mean.binaryproto; "
+                                   "the per-channel means given here are its averages")
     return Port(out, config, preprocessing, "imagenet1000", src.skipped)
+
+
+def reference(path, images):
+    """A numpy forward pass of the MSRA deploy net with Caffe's semantics, on the blobs."""
+    from resnet_tf1.references import caffe as caffe_ref
+    return caffe_ref.forward(read(path), images)
+
+
+FORMAT = SourceFormat(name="caffe", read=read, to_target=to_target, source_files=single_file,
+                      reference=reference,
+                      reference_name="a numpy forward pass with Caffe's semantics")

@@ -1,34 +1,38 @@
 """Pieces shared by the per-format porting modules."""
 
 import collections
-import re
+import os
 
 import numpy as np
+import tensorflow as tf
 
-# Variables that checkpoints carry beside the model and that a port leaves behind on purpose:
-# the step counter and optimizer / moving-average slots (training state, not weights).
-TRAINING_STATE = re.compile(
-    r"(^|/)global_step$|/(Momentum|Adam|Adam_\d+|RMSProp|RMSProp_\d+|ExponentialMovingAverage"
-    r"|Adagrad|Ftrl|Ftrl_\d+)$|^(beta1_power|beta2_power)$")
+from resnet_tf1 import checkpoints
+from resnet_tf1 import model as model_lib
+from resnet_tf1.checkpoints import listing
 
 Port = collections.namedtuple("Port", ["arrays", "model", "preprocessing", "labels", "skipped"])
 
-# Preprocessing records written to config.json.
-VGG_RGB = {"channel_order": "RGB", "mean": [123.68, 116.78, 103.94], "std": [1.0, 1.0, 1.0],
-           "scale": 255.0, "resize_shorter_side": 256, "crop": 224}
-CAFFE_BGR = {"channel_order": "BGR", "mean": [103.939, 116.779, 123.68], "std": [1.0, 1.0, 1.0],
-             "scale": 255.0, "resize_shorter_side": 256, "crop": 224}
+# One record per source format; adding a source touches its own module and the list in
+# `porting/__init__.py`, nothing else.
+#   name:         the --source value
+#   read:         path -> {source name: numpy array}; PortError for an unreadable file
+#   to_target:    (arrays, depth=None, num_classes=None) -> Port
+#   source_files: path -> the files whose sha256 config.json records
+#   reference:    (path, images NHWC float32) -> the source model's own logits, for --verify
+#   reference_name: what `reference` runs, for messages
+SourceFormat = collections.namedtuple("SourceFormat", [
+    "name", "read", "to_target", "source_files", "reference", "reference_name"])
 
 
-class PortError(ValueError):
+class PortError(checkpoints.CheckpointError):
     """A source that cannot be ported exactly; the message lists the offending names."""
 
 
-def listing(names, limit=20):
-    """Sorted names, comma-separated, the first `limit` of them."""
-    names = sorted(names)
-    more = "" if len(names) <= limit else " ... (%d more)" % (len(names) - limit)
-    return ", ".join(names[:limit]) + more
+def single_file(path):
+    """`[path]`, or PortError when it does not exist (the formats stored as one file)."""
+    if not os.path.isfile(path):
+        raise PortError("input file %s not found" % path)
+    return [path]
 
 
 class Consumer:
@@ -38,7 +42,7 @@ class Consumer:
         self._arrays = dict(arrays)
         self._taken = set()
         self._what = what
-        self.skipped = sorted(n for n in self._arrays if TRAINING_STATE.search(n))
+        self.skipped = sorted(n for n in self._arrays if checkpoints.is_training_state(n))
         self._taken.update(self.skipped)
 
     def __contains__(self, name):
@@ -70,34 +74,42 @@ def bn_names(prefix):
             for k in ("gamma", "beta", "moving_mean", "moving_variance")]
 
 
+def unit_convs(unit):
+    """Our conv scopes of a planned unit, in creation order: the projection first, if any."""
+    convs = ["conv1", "conv2"] + (["conv3"] if unit.kind == "bottleneck" else [])
+    return ["%s/%s" % (unit.scope, c) for c in (["shortcut"] if unit.projection else []) + convs]
+
+
+def stage_number(unit):
+    """1 for a unit of our "block1" (Caffe's and Keras' stage 2, "res2" / "conv2"), 2 for
+    "block2", ..."""
+    return int(unit.stage[len("block"):])
+
+
 def bottleneck_depth(units_per_stage, what):
     """The bottleneck ResNet depth with `units_per_stage` ({stage 2..5: units}), or PortError."""
-    from resnet_tf1 import model as model_lib
     key = tuple(units_per_stage.get(s, 0) for s in (2, 3, 4, 5))
-    for depth, table in model_lib.IMAGENET_UNITS.items():
-        if table == key and depth not in model_lib.BASIC_DEPTHS:
+    known = {d: u for d, u in model_lib.IMAGENET_UNITS.items()
+             if d not in model_lib.BASIC_DEPTHS}
+    for depth, table in known.items():
+        if table == key:
             return depth
-    raise PortError("%s has units per stage %s, which match no bottleneck ResNet (50: (3, 4, 6, "
-                    "3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3), 200: (3, 24, 36, 3))"
-                    % (what, key))
+    raise PortError("%s has units per stage %s, which match no bottleneck ResNet (%s)"
+                    % (what, key, ", ".join("%d: %s" % (d, u) for d, u in known.items())))
 
 
-def unit_scopes(model):
-    """[(stage_index, unit_index, our unit scope, has_projection)] for an ImageNet ResNet.
+def run_checkpoint_graph(path, images, build, scope):
+    """Logits of a reference network on `images`, its `scope` variables restored from `path`.
 
-    Derived from the architecture table, not from the order a graph happens to create variables.
+    Args:
+        build: placeholder [None, h, w, 3] -> logits; builds the network in a fresh graph.
     """
-    r = model.resolve(224)
-    table, units = model.stages(r["architecture"])
-    basic = model.depth in (18, 34)
-    kind = "basic" if basic else "bottleneck"
-    out = []
-    depth_in = 64
-    for s, (stage, n) in enumerate(zip(table, units)):
-        depth = stage.base_depth if basic else 4 * stage.base_depth
-        for k in range(n):
-            projection = r["shortcut"] == "C" or (r["shortcut"] == "B" and depth_in != depth)
-            out.append((s, k, "%s/%s/unit_%d/%s" % (r["scope"], stage.scope, k + 1, kind),
-                        projection))
-            depth_in = depth
-    return out
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default():
+        x = tf1.placeholder(tf.float32, [None] + list(images.shape[1:]))
+        logits = build(x)
+        saver = tf1.train.Saver([v for v in tf1.global_variables()
+                                 if v.op.name.startswith(scope + "/")])
+        with tf1.Session() as sess:
+            saver.restore(sess, checkpoints.require(path))
+            return sess.run(logits, {x: images})

@@ -15,8 +15,9 @@ import re
 import string
 
 from resnet_tf1 import model as model_lib
-from resnet_tf1.porting.common import (CAFFE_BGR, Consumer, Port, PortError, bn_names,
-                                       bottleneck_depth, unit_scopes)
+from resnet_tf1.data import imagenet
+from resnet_tf1.porting.common import (Consumer, Port, PortError, SourceFormat, bn_names,
+                                       bottleneck_depth, single_file, stage_number)
 
 SCHEMES = ("keras2016", "keras")
 _BLOCK = re.compile(r"^conv(\d)_block(\d+)_")
@@ -25,6 +26,7 @@ _RES = re.compile(r"^res(\d)([a-z])_branch")
 
 def read(path):
     """{`<layer>/<index>`: array} from a Keras HDF5 weights file (save_weights or save)."""
+    single_file(path)
     try:
         import h5py
     except ImportError:
@@ -94,9 +96,13 @@ def _layer_names(scheme, s, k, part):
     return "res" + unit, "bn" + unit
 
 
-def to_target(arrays, num_classes=None, scope=None):
+def to_target(arrays, depth=None, num_classes=None, scope=None):
     scheme = detect_scheme(arrays)
-    depth = detect_depth(arrays, scheme)
+    detected = detect_depth(arrays, scheme)
+    if depth is not None and depth != detected:
+        raise PortError("--depth=%d disagrees with the Keras weights file, whose layers are a "
+                        "ResNet-%d" % (depth, detected))
+    depth = detected
     top = "predictions" if scheme == "keras" else "fc1000"
     if top + "/0" not in arrays:
         raise PortError("Keras weights have no '%s' layer: a file saved with include_top=False "
@@ -116,12 +122,33 @@ def to_target(arrays, num_classes=None, scope=None):
     root = model.resolve(224)["scope"]
     stem = ("conv1_conv", "conv1_bn") if scheme == "keras" else ("conv1", "bn_conv1")
     conv_bn(stem[0], stem[1], root + "/conv1")
-    for s, k, dst_unit, projection in unit_scopes(model):
-        parts = (["shortcut"] if projection else []) + ["conv1", "conv2", "conv3"]
+    for unit in model.plan(224):
+        s = stage_number(unit) - 1
+        parts = (["shortcut"] if unit.projection else []) + ["conv1", "conv2", "conv3"]
         for part in parts:
-            conv_layer, bn_layer = _layer_names(scheme, s, k, part)
-            conv_bn(conv_layer, bn_layer, "%s/%s" % (dst_unit, part))
+            conv_layer, bn_layer = _layer_names(scheme, s, unit.index - 1, part)
+            conv_bn(conv_layer, bn_layer, "%s/%s" % (unit.scope, part))
     out[root + "/logits/weights"] = src.take(top + "/0")
     out[root + "/logits/biases"] = src.take(top + "/1")
     src.finish()
-    return Port(out, config, dict(CAFFE_BGR), "imagenet1000", src.skipped)
+    return Port(out, config, dict(imagenet.BGR_MEAN_PREPROCESSING), "imagenet1000", src.skipped)
+
+
+def reference(path, images):
+    """tf-keras' own ResNet (or the 2016 ResNet50 rebuilt with tf-keras layers) with the file's
+    weights loaded by Keras itself, on `images`."""
+    from resnet_tf1.references import keras as keras_ref
+    keras_ref.tf_keras()
+    arrays = read(path)
+    scheme = detect_scheme(arrays)
+    classes = int(arrays[("predictions" if scheme == "keras" else "fc1000") + "/0"].shape[-1])
+    if scheme == "keras2016":
+        model = keras_ref.keras2016_resnet50(classes)
+    else:
+        model = keras_ref.application(detect_depth(arrays, scheme), classes)
+    model.load_weights(path)
+    return model.predict(images, verbose=0)
+
+
+FORMAT = SourceFormat(name="keras", read=read, to_target=to_target, source_files=single_file,
+                      reference=reference, reference_name="tf-keras' own applications.ResNet")

@@ -7,9 +7,11 @@ Names: `resnet_v1_50/conv1/weights`, `.../conv1/BatchNorm/{gamma,beta,moving_mea
 
 import re
 
+from resnet_tf1 import checkpoints
 from resnet_tf1 import model as model_lib
-from resnet_tf1.porting.common import (VGG_RGB, Consumer, Port, PortError, bn_names,
-                                       unit_scopes)
+from resnet_tf1.data import imagenet
+from resnet_tf1.porting.common import (Consumer, Port, PortError, SourceFormat, bn_names,
+                                       run_checkpoint_graph)
 
 _PREFIX = re.compile(r"^resnet_v1_(\d+)/")
 _CONV_PARTS = ("gamma", "beta", "moving_mean", "moving_variance")
@@ -49,12 +51,12 @@ def to_target(arrays, depth=None, num_classes=None, scope=None):
 
     dst_root = model.resolve(224)["scope"]
     conv_bn(src_root + "/conv1", dst_root + "/conv1")
-    for s, k, dst_unit, projection in unit_scopes(model):
-        src_unit = "%s/block%d/unit_%d/bottleneck_v1" % (src_root, s + 1, k + 1)
-        if projection:
-            conv_bn(src_unit + "/shortcut", dst_unit + "/shortcut")
+    for unit in model.plan(224):
+        src_unit = "%s/%s/unit_%d/bottleneck_v1" % (src_root, unit.stage, unit.index)
+        if unit.projection:
+            conv_bn(src_unit + "/shortcut", unit.scope + "/shortcut")
         for conv in ("conv1", "conv2", "conv3"):
-            conv_bn("%s/%s" % (src_unit, conv), "%s/%s" % (dst_unit, conv))
+            conv_bn("%s/%s" % (src_unit, conv), "%s/%s" % (unit.scope, conv))
     weights = src.take(logits_name)
     if weights.ndim != 4 or weights.shape[:2] != (1, 1):
         raise PortError("TF-slim %s has shape %s, expected [1, 1, C, num_classes]"
@@ -63,4 +65,19 @@ def to_target(arrays, depth=None, num_classes=None, scope=None):
     out[dst_root + "/logits/biases"] = src.take(src_root + "/logits/biases")
     src.finish()
     labels = "imagenet1001" if num_classes == 1001 else "imagenet1000"
-    return Port(out, config, dict(VGG_RGB), labels, src.skipped)
+    return Port(out, config, dict(imagenet.RGB_MEAN_PREPROCESSING), labels, src.skipped)
+
+
+def reference(path, images):
+    """TF-slim's own resnet_v1_<depth>, restored from the checkpoint at `path`, on `images`."""
+    from resnet_tf1.references import slim as slim_ref
+    shapes = checkpoints.read_shapes(path)
+    depth = detect_depth(shapes)
+    num_classes = shapes["resnet_v1_%d/logits/weights" % depth][-1]
+    return run_checkpoint_graph(path, images, lambda x: slim_ref.logits(x, depth, num_classes)[0],
+                                "resnet_v1_%d" % depth)
+
+
+FORMAT = SourceFormat(name="slim", read=checkpoints.read_arrays, to_target=to_target,
+                      source_files=checkpoints.files_of, reference=reference,
+                      reference_name="TF-slim's own nets.resnet_v1")

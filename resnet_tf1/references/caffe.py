@@ -5,7 +5,11 @@ separate Scale layer, pool1 3x3/2 with ceil rounding, 7x7 average pool, InnerPro
 reference the `caffe` port is checked against; it shares no code with the port.
 """
 
+import re
+
 import numpy as np
+
+_UNIT = re.compile(r"^res(\d)([a-z])(\d*)_branch2a/0$")
 
 
 def conv(x, w, b=None, stride=1, pad=0):
@@ -45,14 +49,28 @@ def max_pool_ceil(x, k=3, s=2):
     return out
 
 
-def forward(blobs, images_bgr_nhwc, unit_names):
-    """Logits of the deploy net. `unit_names`: per stage, the Caffe unit names ('2a', '4b22')."""
+def unit_names(blobs):
+    """Per stage, the Caffe unit names ('2a', '3b1', '4b22', ...) in order, read off the blobs."""
+    found = {}
+    for name in blobs:
+        m = _UNIT.match(name)
+        if m:
+            stage, letter, number = int(m.group(1)), m.group(2), m.group(3)
+            found.setdefault(stage, []).append(((letter, int(number or 0)),
+                                                "%d%s%s" % (stage, letter, number)))
+    return [[u for _, u in sorted(found[s])] for s in sorted(found)]
+
+
+def forward(blobs, images_bgr_nhwc, units=None):
+    """Logits of the deploy net on BGR NHWC images. `units`: per stage, the Caffe unit names
+    ('2a', '4b22'); default read off the blobs."""
+    units = units or unit_names(blobs)
     relu = lambda t: np.maximum(t, 0)  # noqa: E731
     x = images_bgr_nhwc.transpose(0, 3, 1, 2).astype(np.float64)
     x = conv(x, blobs["conv1/0"], blobs.get("conv1/1"), stride=2, pad=3)
     x = relu(batch_norm_scale(x, blobs, "bn_conv1", "scale_conv1"))
     x = max_pool_ceil(x)
-    for stage, names in enumerate(unit_names):
+    for stage, names in enumerate(units):
         for k, u in enumerate(names):
             stride = 2 if (k == 0 and stage > 0) else 1
             br = "%s_branch" % u

@@ -1,25 +1,6 @@
-"""Imports of the reference implementations ported checkpoints are checked against.
-
-TF-slim's `nets` and `tf.compat.v1.layers` need the `tf-keras` package on TensorFlow 2.16+; slim's
-nets import `tf_keras.legacy_tf_layers`, which tf-keras ships as `tf_keras.src.legacy_tf_layers`.
-"""
+"""tf-keras' own ResNets (Keras 2), and the 2016 Keras ResNet50 rebuilt with tf-keras layers."""
 
 import os
-import sys
-
-
-def slim_resnet_v1():
-    """(tf_slim, tf_slim.nets.resnet_v1), or ImportError naming the missing package."""
-    try:
-        import tf_keras  # noqa: F401
-        import tf_keras.src.legacy_tf_layers as legacy
-    except ImportError as e:
-        raise ImportError("TF-slim's nets need the tf-keras package (pip install tf-keras): %s"
-                          % e)
-    sys.modules.setdefault("tf_keras.legacy_tf_layers", legacy)
-    import tf_slim
-    from tf_slim.nets import resnet_v1
-    return tf_slim, resnet_v1
 
 
 def tf_keras():
@@ -68,3 +49,11 @@ def keras2016_resnet50(classes=1000):
     x = layers.Flatten()(x)
     x = layers.Dense(classes, name="fc1000")(x)
     return keras.models.Model(inputs, x, name="resnet50")
+
+
+def application(depth, classes=1000):
+    """tf-keras' `applications.ResNet<depth>` (50, 101, 152) with random weights and linear
+    logits, the model whose `.h5` files the `keras` port reads."""
+    keras = tf_keras()
+    build = getattr(keras.applications, "ResNet%d" % depth)
+    return build(weights=None, classes=classes, classifier_activation=None)

@@ -1,0 +1,139 @@
+"""The checkpoint layer: reading TF1 checkpoints and comparing them with what a graph expects.
+
+Everything that loads weights builds on this module: `restore` (strict / partial restore into a
+graph) and `porting` (converting other formats' checkpoints). It holds, once each:
+  - path resolution (a prefix, a V1 file, a `.index` / `.data-*` / `.meta` file or a directory),
+  - reading names and shapes, or every array,
+  - the name/shape comparison that lists missing, unexpected and mis-shaped variables,
+  - which checkpoint variables are training state (step counter, optimizer slots), not weights,
+  - the one-line listing of names used in every message.
+"""
+
+import collections
+import os
+import re
+
+import tensorflow as tf
+
+# Variables that checkpoints carry beside the model and that a port or a restore leaves behind on
+# purpose: the step counter and optimizer / moving-average slots (training state, not weights).
+TRAINING_STATE = re.compile(
+    r"(^|/)global_step$|/(Momentum|Adam|Adam_\d+|RMSProp|RMSProp_\d+|ExponentialMovingAverage"
+    r"|Adagrad|Ftrl|Ftrl_\d+)$|^(beta1_power|beta2_power)$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit; the message names every offender."""
+
+
+def listing(names, limit=20):
+    """Sorted names, comma-separated, the first `limit` of them."""
+    names = sorted(names)
+    more = "" if len(names) <= limit else " ... (%d more)" % (len(names) - limit)
+    return ", ".join(names[:limit]) + more
+
+
+def is_training_state(name):
+    return bool(TRAINING_STATE.search(name))
+
+
+def resolve_path(path):
+    """A checkpoint prefix from a prefix, a V1 file, a `.index`/`.data-*`/`.meta` file or a
+    directory (its latest checkpoint). CheckpointError for a directory without a checkpoint."""
+    if os.path.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest is None:
+            raise CheckpointError("checkpoint directory %s holds no 'checkpoint' state file"
+                                  % path)
+        return latest
+    for suffix in (".index", ".meta"):
+        if path.endswith(suffix):
+            return path[:-len(suffix)]
+    if ".data-" in os.path.basename(path):
+        return path[:path.rindex(".data-")]
+    return path
+
+
+def require(path):
+    """`resolve_path(path)`, checked to exist (a V2 `.index` or a V1 file)."""
+    prefix = resolve_path(path)
+    if not (tf.io.gfile.exists(prefix + ".index") or
+            (tf.io.gfile.exists(prefix) and not tf.io.gfile.isdir(prefix))):
+        raise CheckpointError("checkpoint %s not found (expected a V1 file, a V2 prefix with a "
+                              ".index file, or a directory)" % path)
+    return prefix
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def read_shapes(path):
+    """{name: [dims]} of every variable in the checkpoint at `path`."""
+    prefix = require(path)
+    try:
+        return {name: list(shape) for name, shape in tf.train.list_variables(prefix)}
+    except (tf.errors.OpError, ValueError) as e:
+        raise CheckpointError("checkpoint %s cannot be read as a TF checkpoint: %s"
+                              % (path, _first_line(e)))
+
+
+def read_arrays(path):
+    """{name: numpy array} of every variable in the checkpoint at `path`."""
+    prefix = require(path)
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    except (tf.errors.OpError, ValueError) as e:
+        raise CheckpointError("checkpoint %s cannot be read as a TF checkpoint: %s"
+                              % (path, _first_line(e)))
+
+
+def files_of(path):
+    """The files that make up the checkpoint at `path` (V1 file, or V2 index and data shards)."""
+    prefix = require(path)
+    if tf.io.gfile.exists(prefix) and not tf.io.gfile.isdir(prefix):
+        return [prefix]
+    d, base = os.path.split(prefix)
+    return sorted(os.path.join(d or ".", f) for f in os.listdir(d or ".")
+                  if f == base + ".index" or f.startswith(base + ".data-"))
+
+
+class Mismatch(collections.namedtuple("Mismatch", ["missing", "unexpected", "misshaped"])):
+    """What differs between the variables a graph expects and those a source holds."""
+
+    def __bool__(self):
+        return bool(self.missing or self.unexpected or self.misshaped)
+
+    def describe(self, what):
+        """'missing from the <what> (N): ...; unexpected in the <what> (N): ...; mis-shaped ...'"""
+        parts = []
+        if self.missing:
+            parts.append("missing from the %s (%d): %s" % (what, len(self.missing),
+                                                           listing(self.missing)))
+        if self.unexpected:
+            parts.append("unexpected in the %s (%d): %s" % (what, len(self.unexpected),
+                                                            listing(self.unexpected)))
+        if self.misshaped:
+            parts.append("mis-shaped (%d): %s" % (len(self.misshaped), listing(self.misshaped)))
+        return "; ".join(parts)
+
+
+def compare(expected, found, what, ignore=lambda name: False):
+    """Compares `{name: shape}` a graph expects with `{name: shape}` a source holds.
+
+    Args:
+        expected: the graph's variables to fill.
+        found: the source's variables (a checkpoint, or arrays a converter produced).
+        what: the source's name in mis-shape lines ("checkpoint", "source").
+        ignore: names of `found` that are not unexpected even though the graph lacks them.
+
+    Returns:
+        A `Mismatch` (false when everything fits).
+    """
+    missing = sorted(n for n in expected if n not in found)
+    unexpected = sorted(n for n in found if n not in expected and not ignore(n))
+    misshaped = sorted("%s: %s %s vs graph %s" % (n, what, list(found[n]), list(expected[n]))
+                       for n in expected if n in found and list(found[n]) != list(expected[n]))
+    return Mismatch(missing, unexpected, misshaped)

@@ -1,0 +1,126 @@
+"""The house: the import layers, and smoke runs of the tool CLIs (dump_graph, benchmark)."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from resnet_tf1 import manifest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(ROOT, "resnet_tf1")
+GOLDEN = os.path.join(ROOT, "tests", "golden")
+
+# The floors of the house, bottom first. A module imports only from lower floors (or from its own
+# package, e.g. porting.slim -> porting.common); siblings on one floor never import each other.
+LAYERS = [
+    ["resnet_tf1.fileio"],
+    ["resnet_tf1.model", "resnet_tf1.metrics", "resnet_tf1.references"],
+    ["resnet_tf1.data"],
+    ["resnet_tf1.checkpoints", "resnet_tf1.manifest"],
+    ["resnet_tf1.restore"],
+    ["resnet_tf1.porting"],
+    ["resnet_tf1.run_config"],
+    ["resnet_tf1.train_lib", "resnet_tf1.eval_lib"],
+    ["resnet_tf1.run_flags"],
+]
+
+
+def _module_name(path):
+    rel = os.path.relpath(path, ROOT)[:-len(".py")].replace(os.sep, ".")
+    return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+
+
+def _unit(module):
+    """The layer entry a module belongs to (a package for modules inside it)."""
+    for floor, units in enumerate(LAYERS):
+        for unit in units:
+            if module == unit or module.startswith(unit + "."):
+                return floor, unit
+    raise AssertionError("module %s is on no floor of LAYERS" % module)
+
+
+def _imports():
+    """{module: {imported resnet_tf1 modules}} for every module of the package."""
+    out = {}
+    for dirpath, _, files in os.walk(PACKAGE):
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            path = os.path.join(dirpath, f)
+            name = _module_name(path)
+            found = set()
+            for node in ast.walk(ast.parse(open(path).read())):
+                if isinstance(node, ast.Import):
+                    found.update(a.name for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    found.add(node.module)
+                    found.update("%s.%s" % (node.module, a.name) for a in node.names)
+            out[name] = {m for m in found if m.startswith("resnet_tf1.") or m == "resnet_tf1"}
+    return out
+
+
+def test_no_import_runs_up_a_floor_or_sideways():
+    problems = []
+    for module, imported in sorted(_imports().items()):
+        if module == "resnet_tf1":
+            continue  # the package's public names re-export the model
+        floor, unit = _unit(module)
+        for target in imported:
+            if target == "resnet_tf1" or target.rsplit(".", 1)[0] == "resnet_tf1" and \
+                    target.rsplit(".", 1)[1] not in {u.split(".")[1] for f in LAYERS for u in f}:
+                continue  # a name imported from the package root
+            t_floor, t_unit = _unit(target)
+            if t_unit == unit:
+                continue
+            if t_floor >= floor:
+                problems.append("%s (floor %d) imports %s (floor %d)" % (module, floor, target,
+                                                                       t_floor))
+    assert problems == []
+
+
+def _run(script, *args):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script)] + list(args),
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_dump_graph_cli(tmp_path):
+    r = _run("dump_graph.py", "--depth=20", "--format=text")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "trainable parameters: 269,722" in r.stdout
+    with open(os.path.join(GOLDEN, "cifar_resnet20.json")) as f:
+        golden = json.load(f)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model": {k: v for k, v in golden["model"].items()
+                                            if not k.startswith("resolved_")}}))
+    out = str(tmp_path / "m.json")
+    assert _run("dump_graph.py", "--config=%s" % config, "--output=" + out).returncode == 0
+    with open(out) as f:
+        assert manifest.diff(golden, json.load(f)) == []
+    same = _run("dump_graph.py", "--diff", out, os.path.join(GOLDEN, "cifar_resnet20.json"))
+    assert same.returncode == 0 and "manifests agree" in same.stdout
+    other = _run("dump_graph.py", "--diff", out, os.path.join(GOLDEN, "cifar_resnet32.json"))
+    assert other.returncode == 1 and "+ variable cifar_resnet32/" in other.stdout
+    plan = _run("dump_graph.py", "--depth=50", "--variant=v1.5", "--format=plan")
+    rows = plan.stdout.splitlines()
+    assert plan.returncode == 0 and len(rows) == 1 + 16
+    assert rows[4].split() == ["resnet50/block2/unit_1/bottleneck", "bottleneck", "256", "128",
+                               "512", "2", "1", "2", "projection"]
+    bad = _run("dump_graph.py", "--config=" + str(tmp_path / "missing.json"))
+    assert bad.returncode == 1 and "--config=" in bad.stderr
+
+
+@pytest.mark.parametrize("mode", ["train", "inference"])
+def test_benchmark_cli_smoke(mode):
+    r = _run("benchmark.py", "--depth=20", "--batch_size=8", "--steps=2", "--warmup=1",
+             "--mode=" + mode, "--input_pipeline=cifar10")
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("ours (ResNet-20 %s float32 NHWC batch 8 on CPU): " % mode)
+    assert float(lines[0].split(": ")[1].split()[0]) > 0
+    assert any(l.startswith("input pipeline cifar10") for l in lines)
+    assert lines[-1].startswith("ratio pipeline / ours: ")
