@@ -14,12 +14,16 @@ import os
 import re
 
 import tensorflow as tf
+from absl import logging
 
 # Variables that checkpoints carry beside the model and that a port or a restore leaves behind on
 # purpose: the step counter and optimizer / moving-average slots (training state, not weights).
 TRAINING_STATE = re.compile(
     r"(^|/)global_step$|/(Momentum|Adam|Adam_\d+|RMSProp|RMSProp_\d+|ExponentialMovingAverage"
-    r"|Adagrad|Ftrl|Ftrl_\d+)$|^(beta1_power|beta2_power)$")
+    r"|Adagrad|Ftrl|Ftrl_\d+)$|^(beta1_power|beta2_power)$|(^|/)bn_update_count$")
+
+# Where `bn_stats.recompute` writes a run's checkpoint with recomputed BN statistics.
+BN_RECOMPUTED_SUBDIR = "bn_recomputed"
 
 
 class CheckpointError(ValueError):
@@ -37,14 +41,35 @@ def is_training_state(name):
     return bool(TRAINING_STATE.search(name))
 
 
+def _step_of(prefix):
+    tail = os.path.basename(prefix).rsplit("-", 1)
+    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else None
+
+
+def latest_training(model_dir):
+    """The latest checkpoint a training run wrote in `model_dir` (its `checkpoint` index)."""
+    latest = tf.train.latest_checkpoint(model_dir)
+    if latest is None:
+        raise CheckpointError("checkpoint directory %s holds no 'checkpoint' state file"
+                              % model_dir)
+    return latest
+
+
 def resolve_path(path):
     """A checkpoint prefix from a prefix, a V1 file, a `.index`/`.data-*`/`.meta` file or a
-    directory (its latest checkpoint). CheckpointError for a directory without a checkpoint."""
+    directory: its latest checkpoint, or the same step's checkpoint with recomputed BN statistics
+    in `<dir>/bn_recomputed/` when there is one (logged). CheckpointError for a directory without
+    a checkpoint."""
     if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest is None:
-            raise CheckpointError("checkpoint directory %s holds no 'checkpoint' state file"
-                                  % path)
+        latest = latest_training(path)
+        recomputed = tf.train.latest_checkpoint(os.path.join(path, BN_RECOMPUTED_SUBDIR))
+        if recomputed and _step_of(recomputed) == _step_of(latest):
+            logging.info("using the BN statistics recomputed after training: %s", recomputed)
+            return recomputed
+        if recomputed:
+            logging.info("%s holds BN statistics recomputed for step %s, not for the latest "
+                         "checkpoint %s: using the running statistics", path,
+                         _step_of(recomputed), latest)
         return latest
     for suffix in (".index", ".meta"):
         if path.endswith(suffix):

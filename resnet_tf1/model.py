@@ -24,6 +24,13 @@ tf1 = tf.compat.v1
 
 # Kernels and FC weights (never BN parameters or biases) that weight decay applies to.
 WEIGHT_DECAY_COLLECTION = "resnet_tf1_weight_decay"
+# `BNLayer` records of every batch-norm layer a build creates, in order (see `bn_stats`).
+BN_LAYERS_COLLECTION = "resnet_tf1_bn_layers"
+
+# A batch-norm layer of a built graph: its scope, its input tensor (pre-BN conv output, in
+# `data_format`) and its moving-statistic variables.
+BNLayer = collections.namedtuple("BNLayer", ["scope", "inputs", "moving_mean",
+                                             "moving_variance"])
 
 # One row of an architecture table: a stage of `num_units` residual units whose convolutions are
 # `base_depth` wide (bottleneck units output 4 * base_depth channels). `stride` is the stage's
@@ -127,7 +134,13 @@ class ResNet:
         bn_epsilon: BN epsilon: 1e-5 (Caffe, slim, official), 1.001e-5 (Keras now), 1e-3 (Keras
             2016). `tf.nn.fused_batch_norm` raises anything below 1.001e-5 to 1.001e-5, as TF-slim
             does; the difference is below float32 resolution for real BN variances.
-        bn_decay: moving-average decay of the BN statistics (0.997 slim/official, 0.99 Keras).
+        bn_decay: moving-average decay of the BN statistics (0.997 slim/official, 0.99 Keras,
+            0.9 Torch). The running estimate has no pull toward its initial 0 / 1: the k-th
+            update averages with weight max(1 - bn_decay, 1 / k), a cumulative average while
+            fewer than 1 / (1 - bn_decay) updates were seen, then the exponential one (Caffe's
+            factor-normalised average does the same). The update count lives in
+            `<scope>/bn_update_count`, a global (checkpointed) variable outside
+            `MODEL_VARIABLES`, created by training builds only.
         pool_padding: padding of the stem's 3x3/2 max-pool: "SAME" (slim, official, Caffe's ceil
             mode: same windows on even inputs), "VALID" (Keras 2016: 112 -> 55), "symmetric"
             (explicit 1-pixel zero pad then VALID, Keras now: 112 -> 56, windows shifted by one).
@@ -333,6 +346,14 @@ class ResNet:
             return tensor
 
         with tf.device(self.device), tf1.variable_scope(r["scope"], reuse=reuse):
+            self._bn_updates = []
+            if is_training:
+                self._bn_count = tf1.get_variable(
+                    "bn_update_count", [], tf.int64, tf1.zeros_initializer(), trainable=False,
+                    collections=[tf1.GraphKeys.GLOBAL_VARIABLES], use_resource=True)
+                count = tf.cast(self._bn_count.read_value(), tf.float32)
+                self._bn_rate = tf.maximum(1.0 - self.bn_decay, 1.0 / (count + 1.0),
+                                           name="bn_update_rate")
             net = tf.cast(images, self.dtype) if images.dtype != self.dtype else images
             if self.data_format == "NCHW":
                 net = tf.transpose(net, [0, 3, 1, 2])
@@ -350,6 +371,11 @@ class ResNet:
             logits = self._dense(net, self.num_classes, "logits")  # -> [batch, num_classes]
             logits = tf.cast(logits, tf.float32) if logits.dtype != tf.float32 else logits
             end_point("logits", logits)
+            if is_training:
+                # Counted once per step, after every layer's update has read the count.
+                with tf.control_dependencies(self._bn_updates):
+                    tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, tf1.assign_add(
+                        self._bn_count, 1, name="update_bn_count").op)
         end_points["predictions"] = tf.nn.softmax(logits, name="predictions")
         return logits, end_points
 
@@ -476,6 +502,8 @@ class ResNet:
                                          trainable=False)
             moving_variance = self._variable("moving_variance", [depth], tf1.ones_initializer(),
                                              trainable=False)
+            tf1.add_to_collection(BN_LAYERS_COLLECTION, BNLayer(
+                tf1.get_variable_scope().name, net, moving_mean, moving_variance))
             if not self._is_training:
                 net, _, _ = tf1.nn.fused_batch_norm(
                     net, gamma, beta, mean=moving_mean, variance=moving_variance,
@@ -484,12 +512,14 @@ class ResNet:
             net, mean, variance = tf1.nn.fused_batch_norm(
                 net, gamma, beta, epsilon=self.bn_epsilon, data_format=self.data_format,
                 is_training=True)
-            rate = 1.0 - self.bn_decay
-            tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, tf1.assign_sub(
-                moving_mean, (moving_mean - mean) * rate, name="update_moving_mean"))
-            tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, tf1.assign_sub(
-                moving_variance, (moving_variance - variance) * rate,
-                name="update_moving_variance"))
+            updates = [
+                tf1.assign_sub(moving_mean, (moving_mean - mean) * self._bn_rate,
+                               name="update_moving_mean"),
+                tf1.assign_sub(moving_variance, (moving_variance - variance) * self._bn_rate,
+                               name="update_moving_variance")]
+            for update in updates:
+                tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, update)
+            self._bn_updates.extend(updates)
             return net
 
     def _conv_bn(self, net, filters, kernel, stride, scope, relu=True):

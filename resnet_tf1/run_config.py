@@ -53,6 +53,9 @@ class RunParams:
                        choices=("float32", "bfloat16"))
     data_format: str = _flag("NHWC", "Internal layout (NCHW for GPUs).",
                              choices=model_lib.DATA_FORMATS)
+    bn_decay: float = _flag(0.997, "Decay of the BN running statistics (unbiased: a cumulative "
+                            "average for the first 1/(1-decay) steps, then exponential). Short "
+                            "runs want a short memory: the CIFAR recipes use 0.9.")
     # Optimisation.
     batch_size: int = _flag(128, "Global batch size (split across --num_gpus towers).")
     max_steps: int = _flag(64000, "Stop at this global step.")
@@ -75,6 +78,9 @@ class RunParams:
     exclude_scopes: tuple = _flag((), "Variable scopes not restored from --init_checkpoint, e.g. "
                                   "resnet50/logits.", element=str)
     seed: int = _flag(None, "Graph-level random seed.")
+    recompute_bn_batches: int = _flag(80, "After training, recompute the BN statistics over this "
+                                      "many training batches, as the paper's models were (80 x "
+                                      "128 = 10,240 CIFAR images); 0 turns it off.")
     # Not flags.
     keep_checkpoint_max: int = 5
     # Overrides of the dataset's image size and class count (synthetic data shaped like CIFAR).
@@ -99,6 +105,11 @@ class RunParams:
         for name in ("batch_size", "max_steps", "log_every_n_steps", "save_checkpoints_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError("--%s=%d must be positive" % (name, getattr(self, name)))
+        if not 0 <= self.bn_decay < 1:
+            raise ValueError("--bn_decay=%r must be in [0, 1)" % (self.bn_decay,))
+        if self.recompute_bn_batches < 0:
+            raise ValueError("--recompute_bn_batches=%d must be 0 (off) or positive"
+                             % self.recompute_bn_batches)
         return self
 
 
@@ -110,7 +121,8 @@ def flag_fields():
 def model_kwargs(params):
     """The `ResNet` keyword arguments a run's parameters describe (JSON-serialisable)."""
     return dict(depth=params.depth, num_classes=params.num_classes(), variant=params.variant,
-                stem=params.stem, dtype=params.dtype, data_format=params.data_format)
+                stem=params.stem, dtype=params.dtype, data_format=params.data_format,
+                bn_decay=params.bn_decay)
 
 
 def build_model(params):

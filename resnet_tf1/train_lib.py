@@ -11,7 +11,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from resnet_tf1 import fileio
+from resnet_tf1 import bn_stats, fileio
 from resnet_tf1 import metrics as metrics_lib
 from resnet_tf1 import model as model_lib
 from resnet_tf1 import restore as restore_lib
@@ -181,6 +181,10 @@ def _hms(seconds):
 def train(params):
     """Trains until `params.max_steps`, resuming from `model_dir` when it holds a checkpoint.
 
+    Then, unless `params.recompute_bn_batches` is 0, recomputes the BN statistics of the final
+    checkpoint over that many training batches into `<model_dir>/bn_recomputed/` (the paper's
+    post-training statistics; see `bn_stats`).
+
     Returns:
         The final global step.
 
@@ -233,4 +237,10 @@ def train(params):
             raise NanLossError(
                 "training loss became NaN or Inf; stopped without saving. Last good "
                 "checkpoint: %s" % (tf.train.latest_checkpoint(params.model_dir) or "none"))
-        return int(tf.train.load_checkpoint(params.model_dir).get_tensor("global_step"))
+    latest = tf.train.latest_checkpoint(params.model_dir)
+    step = int(tf.train.load_checkpoint(latest).get_tensor("global_step"))
+    if params.recompute_bn_batches and params.dataset == "synthetic":
+        logging.info("--dataset=synthetic has no training images: BN statistics not recomputed")
+    elif params.recompute_bn_batches:
+        bn_stats.recompute(params, latest, params.recompute_bn_batches)
+    return step

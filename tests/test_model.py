@@ -211,7 +211,8 @@ def test_training_mode_adds_bn_updates_and_weight_decay():
     with g.as_default():
         logits, _ = resnet_tf1.CifarResNet20()(tf1.placeholder(tf.float32, [4, 32, 32, 3]),
                                                is_training=True)
-        assert len(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)) == 2 * 19
+        # Mean and variance of 19 BN layers, and the update count.
+        assert len(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)) == 2 * 19 + 1
         decayed = tf1.get_collection(resnet_tf1.WEIGHT_DECAY_COLLECTION)
         assert len(decayed) == 19 + 1  # 19 conv kernels + the FC weights; no BN, no biases
         assert all("BatchNorm" not in v.op.name and "biases" not in v.op.name for v in decayed)

@@ -30,7 +30,7 @@ def cifar_dir(tmp_path_factory):
 def params(model_dir, data_dir, **kw):
     base = dict(model_dir=str(model_dir), dataset="cifar10", data_dir=data_dir, depth=20,
                 batch_size=16, max_steps=10, learning_rate=0.1, lr_boundaries=(),
-                save_checkpoints_steps=5, log_every_n_steps=5, seed=1)
+                save_checkpoints_steps=5, log_every_n_steps=5, seed=1, recompute_bn_batches=0)
     base.update(kw)
     return run_config.RunParams(**base)
 
@@ -226,15 +226,15 @@ def test_two_towers_give_the_same_update_as_one_tower_on_the_concatenated_batch(
     one, two = _one_step(1, images, labels), _one_step(2, images, labels)
     assert set(one) == set(two)
     init = _initial(7)
-    decay = 0.997
     for name in one:
         a, b = one[name], two[name]
         if name.endswith("moving_variance"):
+            # The first update takes the batch statistics whole (no pull toward the initial 1).
             # Fused BN stores the unbiased variance, n/(n-1) times the batch's: a tower sees half
             # the values per channel. Compare the biased batch variances both updates came from.
             n = np.prod(images.shape[:3]) // (32 * 32) * _spatial(name)
-            a = (a - decay * init[name]) / (1 - decay) * (n - 1) / n
-            b = (b - decay * init[name]) / (1 - decay) * (n // 2 - 1) / (n // 2)
+            a = a * (n - 1) / n
+            b = b * (n // 2 - 1) / (n // 2)
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=name)
     moved = [n for n in one if "weights" in n]
     assert any(np.max(np.abs(one[n] - init[n])) > 1e-4 for n in moved)
@@ -400,3 +400,114 @@ def test_ten_crop_evaluation_averages_the_ten_crops(tmp_path):
     assert metrics["top_1_accuracy"] == 1.0
     single = eval_lib.evaluate(p, str(tmp_path / "run"), ten_crop=False)
     assert single["top_1_accuracy"] == pytest.approx(np.mean(np.equal(ten, centre)))
+
+
+# ---- batch-norm statistics ---------------------------------------------------------------------
+
+def _batch_statistics_top1(p, checkpoint, images, labels):
+    """Top-1 with every BN layer normalising by the statistics of its (evaluation) batch."""
+    with tf.Graph().as_default():
+        x = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+        logits, _ = run_config.build_model(p)(x, is_training=True)
+        from resnet_tf1 import restore
+        restorer = restore.Restorer(checkpoint)
+        with tf1.Session() as s:
+            s.run(tf1.global_variables_initializer())
+            restorer.restore(s)
+            return float(np.mean(s.run(logits, {x: images}).argmax(1) == labels))
+
+
+def _cifar_arrays(cifar_dir, files):
+    root = os.path.join(cifar_dir, cifar10.SUBDIR)
+    raw = np.concatenate([np.fromfile(os.path.join(root, f), np.uint8).reshape(-1, 3073)
+                          for f in files])
+    mean = np.load(os.path.join(root, "mean_train_300.npy"))
+    images = raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32) - mean
+    return images, raw[:, 0].astype(np.int64)
+
+
+def test_running_statistics_evaluate_like_batch_statistics_after_a_short_run(cifar_dir,
+                                                                            tmp_path):
+    from resnet_tf1 import eval_lib
+    p = params(tmp_path / "run", cifar_dir, max_steps=200, batch_size=32, learning_rate=0.05,
+               bn_decay=0.9, recompute_bn_batches=0, save_checkpoints_steps=200,
+               log_every_n_steps=50)
+    train_lib.train(p)
+    running = eval_lib.evaluate(p, str(tmp_path / "run"))
+    assert running["checkpoint"].endswith("run/model.ckpt-200")  # nothing recomputed
+    images, labels = _cifar_arrays(cifar_dir, cifar10.TEST_FILES)
+    batch = _batch_statistics_top1(p, running["checkpoint"], images, labels)
+    print("top-1 with running statistics %.3f, with batch statistics %.3f"
+          % (running["top_1_accuracy"], batch))
+    assert batch > 0.5, batch  # it learned
+    assert abs(running["top_1_accuracy"] - batch) <= 0.02, (running["top_1_accuracy"], batch)
+    count = tf.train.load_checkpoint(running["checkpoint"]).get_tensor(
+        "cifar_resnet20/bn_update_count")
+    assert count == 200
+
+
+def test_recompute_gives_exact_population_statistics(cifar_dir, tmp_path):
+    from resnet_tf1 import checkpoints, eval_lib
+    from resnet_tf1 import model as model_lib
+    model_dir = tmp_path / "run"
+    p = params(model_dir, cifar_dir, max_steps=6, batch_size=32, recompute_bn_batches=3)
+    assert train_lib.train(p) == 6  # recomputes over 3 x 32 training images at the end
+    original = checkpoints.read_arrays(str(model_dir / "model.ckpt-6"))
+    recomputed_path = str(model_dir / "bn_recomputed" / "model.ckpt-6")
+    recomputed = checkpoints.read_arrays(recomputed_path)
+    info = json.load(open(model_dir / "bn_recomputed" / "bn_stats.json"))
+    assert info["num_images"] == 96 and info["source"].endswith("run/model.ckpt-6")
+    assert set(original) == set(recomputed)
+    changed = sorted(n for n in original if not np.array_equal(original[n], recomputed[n]))
+    assert changed and all(n.endswith(("/moving_mean", "/moving_variance")) for n in changed)
+    assert len(changed) == 2 * 19  # every BN layer's statistics, nothing else
+    # The population statistics of each layer's input over the same 96 images (the first
+    # records of the training files, evaluation preprocessing), captured in numpy.
+    images, _ = _cifar_arrays(cifar_dir, cifar10.TRAIN_FILES)
+    with tf.Graph().as_default():
+        x = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+        run_config.build_model(p)(x, is_training=True)
+        layers = tf1.get_collection(model_lib.BN_LAYERS_COLLECTION)
+        picked = [layers[0], layers[9], layers[-1]]
+        from resnet_tf1 import restore
+        restorer = restore.Restorer(str(model_dir / "model.ckpt-6"))
+        with tf1.Session() as s:
+            s.run(tf1.global_variables_initializer())
+            restorer.restore(s)
+            captured = [s.run([l.inputs for l in picked], {x: images[i:i + 32]})
+                        for i in range(0, 96, 32)]
+    for k, layer in enumerate(picked):
+        acts = np.concatenate([c[k] for c in captured]).astype(np.float64)
+        mean, var = acts.mean((0, 1, 2)), acts.var((0, 1, 2))
+        np.testing.assert_allclose(recomputed[layer.moving_mean.op.name], mean, rtol=1e-4,
+                                   atol=1e-4 * np.abs(mean).max(), err_msg=layer.scope)
+        np.testing.assert_allclose(recomputed[layer.moving_variance.op.name], var, rtol=1e-4,
+                                   err_msg=layer.scope)
+    # Loading the run's directory now uses the recomputed statistics.
+    assert checkpoints.resolve_path(str(model_dir)) == recomputed_path
+    assert eval_lib.evaluate(p, str(model_dir))["checkpoint"] == recomputed_path
+
+
+def test_sigkill_during_recompute_leaves_the_original_usable(cifar_dir, tmp_path):
+    from resnet_tf1 import checkpoints
+    model_dir = tmp_path / "run"
+    train_lib.train(params(model_dir, cifar_dir, max_steps=2, recompute_bn_batches=0))
+    before = checkpoints.read_arrays(str(model_dir / "model.ckpt-2"))
+    args = ["--data_dir=" + cifar_dir, "--model_dir=" + str(model_dir), "--depth=20",
+            "--batch_size=1", "--num_batches=300"]
+    for delay in (4.0, 9.0):
+        proc = _cli("recompute_bn.py", *args)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        after = checkpoints.read_arrays(str(model_dir / "model.ckpt-2"))
+        assert all(np.array_equal(before[n], after[n]) for n in before)
+        assert tf.train.latest_checkpoint(str(model_dir)).endswith("model.ckpt-2")
+        result = model_dir / "bn_recomputed"
+        if result.exists():  # finished before the kill: then it is complete
+            assert len(checkpoints.read_arrays(str(result / "model.ckpt-2"))) == len(before)
+            assert (result / "bn_stats.json").exists()
+    r = _cli("recompute_bn.py", *args[:-2], "--batch_size=50", "--num_batches=2")
+    out, _ = r.communicate(timeout=300)
+    assert r.returncode == 0, out[-2000:]
+    assert "recomputed BN statistics over 100 training images" in out

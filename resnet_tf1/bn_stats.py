@@ -1,0 +1,195 @@
+"""Batch-norm population statistics recomputed after training, the way the paper's models were.
+
+MSRA's release notes for the ResNet models: the BN mean and variance "are strictly computed using
+average (not moving average) on a sufficiently large training batch after the training
+procedure". `recompute()` does that for a checkpoint:
+
+  - It runs training images through the network with the weights frozen and every BN layer
+    normalising with its batch statistics, as in training (so each layer sees the inputs it was
+    trained on), and never runs an update.
+  - The images are the training split with the *evaluation* preprocessing (CIFAR-10: the
+    per-pixel mean only; ImageNet: shorter side 256, centre 224 crop), in file order: the
+    statistics then describe exactly the inputs inference sees (no zero-padded crop borders, no
+    colour noise), and the same checkpoint always gives the same statistics.
+  - Per layer it keeps each batch's count, mean and variance (in float32 over the batch, also for
+    bfloat16 compute) and combines them in float64 into the population mean and variance:
+    mean = sum(n_b * m_b) / N and var = sum(n_b * (v_b + (m_b - mean)^2)) / N, i.e. the mean of
+    the per-batch variances *plus* the variance of the per-batch means.
+  - It writes a new checkpoint in `<model_dir>/bn_recomputed/` with only the BN moving mean and
+    variance changed (every other tensor copied bit for bit), atomically: a temporary directory
+    renamed into place. The training run's own checkpoints and `checkpoint` index are untouched,
+    so training resumes from its own state; `checkpoints.resolve_path(<model_dir>)` prefers the
+    recomputed checkpoint when it is of the latest step, and says so in one log line.
+"""
+
+import os
+import shutil
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from resnet_tf1 import checkpoints, fileio
+from resnet_tf1 import data as data_lib
+from resnet_tf1 import model as model_lib
+from resnet_tf1 import restore as restore_lib
+from resnet_tf1 import run_config
+
+tf1 = tf.compat.v1
+
+SUBDIR = checkpoints.BN_RECOMPUTED_SUBDIR
+
+
+def _training_images(params, batch_size):
+    """Training images with the evaluation preprocessing, in file order, one pass."""
+    ds, _ = data_lib.make_dataset(params.dataset, params.data_dir, "train", batch_size,
+                                  training=False, num_classes=params.num_classes(),
+                                  holdout=params.holdout_validation)
+    with tf.device("/cpu:0"):
+        return tf1.data.make_one_shot_iterator(ds).get_next()
+
+
+def batch_moments_graph(params, images):
+    """Builds the model in batch-statistics mode on `images`.
+
+    Returns:
+        A list of (BNLayer, batch mean [C] float32, batch variance [C] float32, count) in layer
+        order; the moments are biased (population) moments of the layer's input over the batch.
+    """
+    model = run_config.build_model(params)
+    model(images, is_training=True)
+    layers = tf1.get_collection(model_lib.BN_LAYERS_COLLECTION)
+    out = []
+    for layer in layers:
+        x = tf.cast(layer.inputs, tf.float32)
+        axes = [0, 1, 2] if model.data_format == "NHWC" else [0, 2, 3]
+        mean, variance = tf.nn.moments(x, axes)
+        count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), tf.float64)
+        out.append((layer, mean, variance, count))
+    return out
+
+
+def combine(counts, means, variances):
+    """Population mean and variance from per-batch counts [B], means [B, C], variances [B, C]."""
+    counts = np.asarray(counts, np.float64)[:, None]
+    means = np.asarray(means, np.float64)
+    variances = np.asarray(variances, np.float64)
+    total = counts.sum()
+    mean = (counts * means).sum(0) / total
+    variance = (counts * (variances + np.square(means - mean))).sum(0) / total
+    return mean, variance
+
+
+def compute(params, checkpoint, num_batches, batch_size=None):
+    """{moving-statistic variable name: float32 array} recomputed over `num_batches` batches.
+
+    Returns:
+        (statistics dict, number of images used).
+    """
+    batch_size = batch_size or params.batch_size
+    graph = tf.Graph()
+    with graph.as_default():
+        images, _ = _training_images(params, batch_size)
+        layers = batch_moments_graph(params, images)
+        restorer = restore_lib.Restorer(checkpoint)
+        fetches = [(m, v, c) for _, m, v, c in layers]
+        per_layer = [([], [], []) for _ in layers]
+        seen = 0
+        with tf1.Session(config=run_config.session_config()) as sess:
+            sess.run(tf1.global_variables_initializer())
+            restorer.restore(sess)
+            start = time.time()
+            for _ in range(num_batches):
+                try:
+                    values = sess.run(fetches)
+                except tf.errors.OutOfRangeError:
+                    break
+                for acc, (m, v, c) in zip(per_layer, values):
+                    acc[0].append(c)
+                    acc[1].append(m)
+                    acc[2].append(v)
+                seen += 1
+                if seen % 10 == 0 and seen < num_batches:
+                    elapsed = time.time() - start
+                    logging.info("BN statistics: batch %d/%d  %.1f images/sec  ETA %ds", seen,
+                                 num_batches, seen * batch_size / elapsed,
+                                 elapsed / seen * (num_batches - seen))
+    if not seen:
+        raise data_lib.DataError("the training set of --dataset=%s in %s is empty: no batch to "
+                                 "recompute BN statistics from" % (params.dataset,
+                                                                   params.data_dir))
+    stats = {}
+    for (layer, _, _, _), (counts, means, variances) in zip(layers, per_layer):
+        mean, variance = combine(counts, means, variances)
+        stats[layer.moving_mean.op.name] = mean.astype(np.float32)
+        stats[layer.moving_variance.op.name] = variance.astype(np.float32)
+    return stats, _images_seen(params, batch_size, seen)
+
+
+def _images_seen(params, batch_size, batches):
+    """Images in the first `batches` batches (the last one may be partial)."""
+    with tf.Graph().as_default():
+        _, n = data_lib.make_dataset(params.dataset, params.data_dir, "train", batch_size,
+                                     training=False, num_classes=params.num_classes(),
+                                     holdout=params.holdout_validation)
+    return min(batches * batch_size, n) if n else batches * batch_size
+
+
+def write(checkpoint, stats, output_dir, info):
+    """Copies `checkpoint` into `output_dir/<its basename>` with `stats` replacing the BN moving
+    statistics; atomically (a temporary directory renamed onto `output_dir`)."""
+    prefix = checkpoints.require(checkpoint)
+    arrays = checkpoints.read_arrays(prefix)
+    missing = sorted(set(stats) - set(arrays))
+    if missing:
+        raise checkpoints.CheckpointError("checkpoint %s has no BN statistics %s"
+                                          % (prefix, checkpoints.listing(missing)))
+    tmp = fileio.make_temp_dir(output_dir)
+    try:
+        with tf.Graph().as_default():
+            variables = {}
+            for name, value in arrays.items():
+                value = stats.get(name, value)
+                variables[name] = tf1.Variable(value, name="v%d" % len(variables),
+                                               trainable=False)
+            saver = tf1.train.Saver(var_list=variables, save_relative_paths=True)
+            with tf1.Session() as sess:
+                sess.run(tf1.global_variables_initializer())
+                saver.save(sess, os.path.join(tmp, os.path.basename(prefix)),
+                           write_meta_graph=False)
+        fileio.write_json(os.path.join(tmp, "bn_stats.json"), info)
+        old = None
+        if os.path.exists(output_dir):
+            old = "%s.old-%d" % (output_dir, os.getpid())
+            os.rename(output_dir, old)
+        os.rename(tmp, output_dir)
+        if old:
+            shutil.rmtree(old)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+    return os.path.join(output_dir, os.path.basename(prefix))
+
+
+def recompute(params, checkpoint=None, num_batches=80, batch_size=None):
+    """Recomputes the BN statistics of `checkpoint` (default: the latest training checkpoint in
+    `params.model_dir`) and writes `<model_dir>/bn_recomputed/`.
+
+    Returns:
+        dict(checkpoint, source, num_images, num_batches, seconds).
+    """
+    source = checkpoints.require(checkpoint or checkpoints.latest_training(params.model_dir))
+    start = time.time()
+    stats, num_images = compute(params, source, num_batches, batch_size)
+    seconds = time.time() - start
+    info = {"source": source, "num_images": int(num_images), "num_batches": num_batches,
+            "batch_size": batch_size or params.batch_size, "seconds": round(seconds, 2),
+            "preprocessing": "training split, evaluation preprocessing, file order"}
+    output_dir = os.path.join(params.model_dir, SUBDIR)
+    info["checkpoint"] = os.path.join(output_dir, os.path.basename(source))
+    write(source, stats, output_dir, info)
+    logging.info("recomputed the BN statistics of %s over %d training images in %.1f s "
+                 "(%.1f s per 10k images): %s", source, num_images, seconds,
+                 seconds * 1e4 / max(num_images, 1), info["checkpoint"])
+    return info
