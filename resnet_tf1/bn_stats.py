@@ -32,7 +32,6 @@ from absl import logging
 
 from resnet_tf1 import checkpoints, fileio
 from resnet_tf1 import data as data_lib
-from resnet_tf1 import model as model_lib
 from resnet_tf1 import restore as restore_lib
 from resnet_tf1 import run_config
 
@@ -59,7 +58,7 @@ def batch_moments_graph(params, images):
     """
     model = run_config.build_model(params)
     model(images, is_training=True)
-    layers = tf1.get_collection(model_lib.BN_LAYERS_COLLECTION)
+    layers = model.bn_layers
     out = []
     for layer in layers:
         x = tf.cast(layer.inputs, tf.float32)
@@ -145,6 +144,11 @@ def write(checkpoint, stats, output_dir, info):
     if missing:
         raise checkpoints.CheckpointError("checkpoint %s has no BN statistics %s"
                                           % (prefix, checkpoints.listing(missing)))
+    removed = fileio.remove_leftovers(os.path.dirname(os.path.abspath(output_dir)), [
+        fileio.temp_dir_prefix(output_dir) + "*", os.path.basename(output_dir) + ".old-*"])
+    if removed:
+        logging.info("removed %d leftover(s) of an interrupted BN recompute: %s", len(removed),
+                     ", ".join(removed))
     tmp = fileio.make_temp_dir(output_dir)
     try:
         with tf.Graph().as_default():

@@ -13,6 +13,7 @@ import collections
 import os
 import re
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -110,7 +111,8 @@ def read_arrays(path):
     try:
         reader = tf.train.load_checkpoint(prefix)
         return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
-    except (tf.errors.OpError, ValueError) as e:
+    except (tf.errors.OpError, ValueError, IndexError, RuntimeError) as e:
+        # A truncated or bit-flipped data file surfaces as any of these from the C++ reader.
         raise CheckpointError("checkpoint %s cannot be read as a TF checkpoint: %s"
                               % (path, _first_line(e)))
 
@@ -162,3 +164,33 @@ def compare(expected, found, what, ignore=lambda name: False):
     misshaped = sorted("%s: %s %s vs graph %s" % (n, what, list(found[n]), list(expected[n]))
                        for n in expected if n in found and list(found[n]) != list(expected[n]))
     return Mismatch(missing, unexpected, misshaped)
+
+
+def non_finite(path):
+    """Names of the float variables of the checkpoint at `path` holding NaN or Inf."""
+    return sorted(name for name, value in read_arrays(path).items()
+                  if value.dtype.kind == "f" and not np.all(np.isfinite(value)))
+
+
+def require_finite(path, what="checkpoint"):
+    """`require(path)`, and CheckpointError naming the variables if any is NaN or Inf."""
+    prefix = require(path)
+    bad = non_finite(prefix)
+    if bad:
+        raise CheckpointError("%s %s holds NaN or Inf in %d variable(s): %s (the run that wrote "
+                              "it diverged)" % (what, prefix, len(bad), listing(bad, 5)))
+    return prefix
+
+
+def last_finite(model_dir):
+    """The newest checkpoint in `model_dir`'s index whose variables are all finite, or None."""
+    state = tf.train.get_checkpoint_state(model_dir)
+    for prefix in reversed(list(state.all_model_checkpoint_paths) if state else []):
+        if not os.path.isabs(prefix):
+            prefix = os.path.join(model_dir, prefix)
+        try:
+            if not non_finite(prefix):
+                return prefix
+        except CheckpointError:
+            continue
+    return None

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from resnet_tf1 import checkpoints
 from resnet_tf1 import data as data_lib
 from resnet_tf1 import fileio
 from resnet_tf1 import metrics as metrics_lib
@@ -31,7 +32,7 @@ def evaluate(params, checkpoint, ten_crop=False):
     if not data_lib.spec(params.dataset).has_eval:
         raise ValueError("--dataset=%s has no evaluation set (expected cifar10 or imagenet)"
                          % params.dataset)
-    checkpoint = restore_lib.checkpoint_path(checkpoint)
+    checkpoint = checkpoints.require_finite(restore_lib.checkpoint_path(checkpoint))
     graph = tf.Graph()
     with graph.as_default():
         images, labels, _ = run_config.input_batches(params, training=False, ten_crop=ten_crop)
@@ -49,11 +50,15 @@ def evaluate(params, checkpoint, ten_crop=False):
         top1 = tf.reduce_sum(tf.cast(metrics_lib.in_top_k(scores, labels, 1), tf.int64))
         top5 = tf.reduce_sum(tf.cast(metrics_lib.in_top_k(scores, labels, k), tf.int64))
         count = tf.size(labels, out_type=tf.int64)
-        restorer = restore_lib.Restorer(checkpoint)
+        restorer = _restorer(params, checkpoint)
         totals = np.zeros(3, np.int64)
         start = time.time()
         with tf1.Session(config=run_config.session_config()) as sess:
-            restorer.restore(sess)
+            try:
+                restorer.restore(sess)
+            except tf.errors.OpError as e:
+                raise checkpoints.CheckpointError("checkpoint %s cannot be read: %s"
+                                                  % (checkpoint, str(e).strip().splitlines()[0]))
             while True:
                 try:
                     totals += sess.run([top1, top5, count])
@@ -69,6 +74,21 @@ def evaluate(params, checkpoint, ten_crop=False):
     return {"top_1_accuracy": float(totals[0]) / n, "top_5_accuracy": float(totals[1]) / n,
             "num_examples": n, "global_step": step, "checkpoint": checkpoint,
             "ten_crop": bool(ten_crop)}
+
+
+def _restorer(params, checkpoint):
+    """A strict Restorer; when it does not fit and --model_dir records another model, the error
+    leads with the model difference, then summarises the variables."""
+    try:
+        return restore_lib.Restorer(checkpoint)
+    except checkpoints.CheckpointError as e:
+        mismatch = params.model_dir and run_config.model_dir_mismatch(params)
+        if not mismatch or getattr(e, "mismatch", None) is None:
+            raise
+        m = e.mismatch
+        raise checkpoints.CheckpointError(
+            "%s (checkpoint %s: %d variables missing, %d unexpected, %d mis-shaped)"
+            % (mismatch, checkpoint, len(m.missing), len(m.unexpected), len(m.misshaped)))
 
 
 def write_metrics(metrics, eval_dir):

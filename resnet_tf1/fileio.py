@@ -5,11 +5,17 @@ layer, training, evaluation and the scripts all write files one way. A reader ne
 half-written file, and a run killed mid-write leaves the previous file (or none) in place.
 """
 
+import fnmatch
 import json
 import os
+import shutil
 import tempfile
 
 import tensorflow as tf
+
+
+# The temporary names write_bytes uses: "<file>.tmp-<pid>".
+TEMP_FILE_PATTERN = "*.tmp-[0-9]*"
 
 
 def _tmp_name(path):
@@ -39,8 +45,42 @@ def write_json(path, obj):
 
 
 def make_temp_dir(final_path):
-    """A fresh hidden directory beside `final_path`, to be renamed onto it when complete."""
+    """A fresh hidden directory beside `final_path`, to be renamed onto it when complete.
+
+    It gets the permissions of an ordinary new directory (0777 less the umask), not mkdtemp's
+    0700, so that the renamed result is readable like any other output.
+    """
     final_path = os.path.abspath(final_path)
     parent = os.path.dirname(final_path)
     os.makedirs(parent, exist_ok=True)
-    return tempfile.mkdtemp(prefix=".%s.tmp-" % os.path.basename(final_path), dir=parent)
+    tmp = tempfile.mkdtemp(prefix=temp_dir_prefix(final_path), dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    return tmp
+
+
+def temp_dir_prefix(final_path):
+    """The name prefix of `make_temp_dir(final_path)`'s directories (for leftover clean-up)."""
+    return ".%s.tmp-" % os.path.basename(os.path.abspath(final_path))
+
+
+def remove_leftovers(directory, patterns):
+    """Removes the entries of `directory` whose names match one of the glob `patterns` (left by
+    an interrupted writer: temporary files and directories of an atomic write).
+
+    Returns:
+        The names removed, sorted.
+    """
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        if any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            path = os.path.join(directory, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+            removed.append(name)
+    return removed

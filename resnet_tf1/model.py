@@ -24,9 +24,6 @@ tf1 = tf.compat.v1
 
 # Kernels and FC weights (never BN parameters or biases) that weight decay applies to.
 WEIGHT_DECAY_COLLECTION = "resnet_tf1_weight_decay"
-# `BNLayer` records of every batch-norm layer a build creates, in order (see `bn_stats`).
-BN_LAYERS_COLLECTION = "resnet_tf1_bn_layers"
-
 # A batch-norm layer of a built graph: its scope, its input tensor (pre-BN conv output, in
 # `data_format`) and its moving-statistic variables.
 BNLayer = collections.namedtuple("BNLayer", ["scope", "inputs", "moving_mean",
@@ -347,6 +344,7 @@ class ResNet:
 
         with tf.device(self.device), tf1.variable_scope(r["scope"], reuse=reuse):
             self._bn_updates = []
+            self.bn_layers = []  # this build's BNLayer records, in order (see `bn_stats`)
             if is_training:
                 self._bn_count = tf1.get_variable(
                     "bn_update_count", [], tf.int64, tf1.zeros_initializer(), trainable=False,
@@ -502,8 +500,8 @@ class ResNet:
                                          trainable=False)
             moving_variance = self._variable("moving_variance", [depth], tf1.ones_initializer(),
                                              trainable=False)
-            tf1.add_to_collection(BN_LAYERS_COLLECTION, BNLayer(
-                tf1.get_variable_scope().name, net, moving_mean, moving_variance))
+            self.bn_layers.append(BNLayer(tf1.get_variable_scope().name, net, moving_mean,
+                                          moving_variance))
             if not self._is_training:
                 net, _, _ = tf1.nn.fused_batch_norm(
                     net, gamma, beta, mean=moving_mean, variance=moving_variance,

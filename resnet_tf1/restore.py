@@ -60,8 +60,10 @@ class Restorer:
             ignore=lambda n: n in training_state or _in_scopes(n, exclude_scopes))
         if mismatch:
             hint = "" if exclude_scopes else " (to fine-tune, exclude the scopes that differ)"
-            raise RestoreError("checkpoint %s does not fit the graph%s: %s"
-                               % (self.path, hint, mismatch.describe("checkpoint")))
+            error = RestoreError("checkpoint %s does not fit the graph%s: %s"
+                                 % (self.path, hint, mismatch.describe("checkpoint")))
+            error.mismatch = mismatch
+            raise error
         self.restored = sorted(wanted)
         self._saver = tf1.train.Saver(var_list=wanted, sharded=False) if wanted else None
 

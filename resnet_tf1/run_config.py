@@ -7,6 +7,9 @@ resolution and the input batches.
 """
 
 import dataclasses
+import json
+import math
+import os
 
 import tensorflow as tf
 from absl import logging
@@ -94,9 +97,14 @@ class RunParams:
         return self.image_size or data_lib.spec(self.dataset).image_size
 
     def validate(self):
-        """Raises ValueError naming the flag of the first value outside its meaningful range."""
+        """Raises ValueError naming the flag of the first value outside its meaningful range.
+
+        Nothing is written before this passes, so a bad flag never touches a run's files.
+        """
         if not self.model_dir:
             raise ValueError("--model_dir is required")
+        if os.path.exists(self.model_dir) and not os.path.isdir(self.model_dir):
+            raise ValueError("--model_dir=%s is a file, expected a directory" % self.model_dir)
         try:
             model_lib.ResNet(depth=self.depth, variant=self.variant)
         except ValueError:
@@ -105,12 +113,77 @@ class RunParams:
         for name in ("batch_size", "max_steps", "log_every_n_steps", "save_checkpoints_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError("--%s=%d must be positive" % (name, getattr(self, name)))
+        for name in ("warmup_steps", "num_gpus", "weight_decay", "learning_rate"):
+            if not getattr(self, name) >= 0:  # also rejects NaN
+                raise ValueError("--%s=%r must not be negative" % (name, getattr(self, name)))
+        if not math.isfinite(self.learning_rate):
+            raise ValueError("--learning_rate=%r must be a finite number" % self.learning_rate)
+        if self.optimizer == "momentum" and not 0 < self.momentum < 1:
+            raise ValueError("--momentum=%r must be in (0, 1) for --optimizer=momentum"
+                             % (self.momentum,))
+        if any(not (v >= 0 and math.isfinite(v)) for v in self.lr_values):
+            raise ValueError("--lr_values must be finite and not negative: %s"
+                             % ",".join(str(v) for v in self.lr_values))
+        if any(b <= 0 for b in self.lr_boundaries) or \
+                list(self.lr_boundaries) != sorted(set(self.lr_boundaries)):
+            raise ValueError("--lr_boundaries must be positive steps in increasing order: %s"
+                             % ",".join(str(b) for b in self.lr_boundaries))
+        if self.lr_values and len(self.lr_values) != len(self.lr_boundaries) + 1:
+            raise ValueError("--lr_values has %d values; --lr_boundaries has %d boundaries, so %d "
+                             "values were expected" % (len(self.lr_values),
+                                                       len(self.lr_boundaries),
+                                                       len(self.lr_boundaries) + 1))
         if not 0 <= self.bn_decay < 1:
             raise ValueError("--bn_decay=%r must be in [0, 1)" % (self.bn_decay,))
         if self.recompute_bn_batches < 0:
             raise ValueError("--recompute_bn_batches=%d must be 0 (off) or positive"
                              % self.recompute_bn_batches)
         return self
+
+
+# The model arguments that make a run's checkpoints what they are; dtype, data_format and
+# bn_decay can change between sessions of one run.
+_IDENTITY = ("depth", "num_classes", "variant", "stem")
+MODEL_CONFIG = "model_config.json"
+
+
+def describe_model(kwargs):
+    """'a depth-20 CIFAR ResNet' (+ the non-default variant / stem / classes)."""
+    model = model_lib.ResNet(**{k: kwargs.get(k) for k in _IDENTITY if kwargs.get(k) is not None})
+    r = model.resolve(32 if model.default_image_size() == 32 else 224)
+    text = "a depth-%d %s ResNet" % (model.depth, "CIFAR" if r["architecture"] == "cifar"
+                                     else "ImageNet")
+    extra = ["variant %s" % model.variant] if model.variant != "paper" else []
+    extra += ["%s stem" % r["stem"]] if r["stem"] != r["architecture"] else []
+    extra.append("%d classes" % model.num_classes)
+    return "%s (%s)" % (text, ", ".join(extra))
+
+
+def model_dir_mismatch(params):
+    """None when `params.model_dir` holds no run or a run of the same model; else one line that
+    leads with the model difference."""
+    path = os.path.join(params.model_dir, MODEL_CONFIG)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            held = json.load(f)["model"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return "%s cannot be read (%s): use a new --model_dir" % (path, e)
+    wanted = model_kwargs(params)
+    diffs = [k for k in _IDENTITY if held.get(k) != wanted.get(k)]
+    if not diffs:
+        return None
+    asks = ", ".join("%s %s" % (k, wanted.get(k)) for k in diffs)
+    return ("--model_dir=%s holds %s; this run asks for %s: use a new --model_dir or the same "
+            "model flags" % (params.model_dir, describe_model(held), asks))
+
+
+def check_model_dir(params):
+    """ValueError (one line) when `params.model_dir` holds a run of another model."""
+    mismatch = model_dir_mismatch(params)
+    if mismatch:
+        raise ValueError(mismatch)
 
 
 def flag_fields():

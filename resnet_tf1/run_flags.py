@@ -5,9 +5,16 @@ object and the `flags.txt` flagfile that reproduces a run; `--flagfile` is absl'
 scripts import this module; the libraries take `RunParams`.
 """
 
+import sys
+
+import tensorflow as tf
 from absl import flags
 
 from resnet_tf1 import run_config
+
+# What the scripts report as one line and exit 1 for (anything else is a bug: a traceback).
+# CheckpointError and DataError are ValueErrors; TrainError is a RuntimeError.
+EXPECTED_ERRORS = (ValueError, OSError, RuntimeError, tf.errors.OpError)
 
 FLAGS = flags.FLAGS
 
@@ -57,3 +64,11 @@ def flagfile_text():
     """The effective run flags as a flagfile that reproduces the run."""
     return "".join(FLAGS[f.name].serialize() + "\n" for f in run_config.flag_fields()
                    if FLAGS[f.name].value is not None and FLAGS[f.name].serialize())
+
+
+def report(program, error):
+    """Prints `<program>: error: <the error's first line>` to stderr; returns the exit code 1."""
+    text = getattr(error, "message", None) or str(error)
+    line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    print("%s: error: %s" % (program, line), file=sys.stderr)
+    return 1

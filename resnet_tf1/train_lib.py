@@ -11,7 +11,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from resnet_tf1 import bn_stats, fileio
+from resnet_tf1 import bn_stats, checkpoints, fileio
 from resnet_tf1 import metrics as metrics_lib
 from resnet_tf1 import model as model_lib
 from resnet_tf1 import restore as restore_lib
@@ -20,8 +20,22 @@ from resnet_tf1 import run_config
 tf1 = tf.compat.v1
 
 
-class NanLossError(RuntimeError):
+class TrainError(RuntimeError):
+    """Training stopped; the message is one line and names the last good checkpoint."""
+
+
+class NanLossError(TrainError):
     """Training produced a non-finite loss; nothing from that step was saved."""
+
+
+class DivergedError(TrainError):
+    """Variables (weights, optimizer slots, BN statistics) became NaN or Inf; not saved."""
+
+
+# What an interrupted run leaves in model_dir: TF's checkpoint temporaries, the graph file's,
+# this package's atomic-write temporaries and an interrupted BN recompute.
+LEFTOVERS = ("*.tempstate*", "graph.pbtxt.tmp*", fileio.TEMP_FILE_PATTERN,
+             fileio.temp_dir_prefix(bn_stats.SUBDIR) + "*", bn_stats.SUBDIR + ".old-*")
 
 
 def learning_rate_schedule(params, global_step):
@@ -33,12 +47,6 @@ def learning_rate_schedule(params, global_step):
     """
     values = list(params.lr_values) or [params.learning_rate * 0.1 ** i
                                         for i in range(len(params.lr_boundaries) + 1)]
-    if len(values) != len(params.lr_boundaries) + 1:
-        raise ValueError("--lr_values has %d values; --lr_boundaries has %d boundaries, so %d "
-                         "values were expected" % (len(values), len(params.lr_boundaries),
-                                                   len(params.lr_boundaries) + 1))
-    if list(params.lr_boundaries) != sorted(params.lr_boundaries):
-        raise ValueError("--lr_boundaries must increase: %s" % (list(params.lr_boundaries),))
     if params.lr_boundaries:
         lr = tf1.train.piecewise_constant(global_step, [int(b) for b in params.lr_boundaries],
                                           [float(v) for v in values])
@@ -130,8 +138,10 @@ class ProgressHook(tf1.train.SessionRunHook):
     The metrics are fetched only on logging steps; other steps fetch the global step alone.
     """
 
-    def __init__(self, metrics, batch_size, max_steps, every_n_steps, model_dir):
+    def __init__(self, metrics, batch_size, max_steps, every_n_steps, model_dir,
+                 finite_state=None):
         self._metrics = metrics
+        self._finite = finite_state
         self._batch_size = batch_size
         self._max_steps = max_steps
         self._every = max(1, every_n_steps)
@@ -149,6 +159,8 @@ class ProgressHook(tf1.train.SessionRunHook):
         fetches = {"step": self._step_tensor}
         if self._step is not None and self._logging_step(self._step + 1):
             fetches.update(self._metrics)
+            if self._finite is not None:
+                fetches["finite"] = self._finite.flags
         return tf1.train.SessionRunArgs(fetches)
 
     def after_run(self, run_context, run_values):
@@ -160,6 +172,8 @@ class ProgressHook(tf1.train.SessionRunHook):
             return
         if "loss" not in v:
             return
+        if "finite" in v:
+            self._finite.check(v["finite"], step)
         last_step, last_time = self._last
         elapsed = max(now - last_time, 1e-9)
         rate = (step - last_step) * self._batch_size / elapsed
@@ -173,9 +187,56 @@ class ProgressHook(tf1.train.SessionRunHook):
         self._last = (step, now)
 
 
+class FiniteState:
+    """Whether every float variable (weights, optimizer slots, BN statistics) is finite.
+
+    A training step with a finite loss can still write Inf into a weight or a BN variance (a
+    learning rate that overflows); the loss guard alone does not see it. This is checked on every
+    logging step and before every checkpoint is saved, so no checkpoint ever holds NaN or Inf.
+    """
+
+    def __init__(self, model_dir):
+        self.model_dir = model_dir
+        self.variables = [v for v in tf1.global_variables() if v.dtype.base_dtype.is_floating]
+        self.flags = tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in self.variables])
+
+    def check(self, flags, step):
+        if flags.all():
+            return
+        bad = [v.op.name for v, ok in zip(self.variables, flags) if not ok]
+        good = checkpoints.last_finite(self.model_dir)
+        raise DivergedError(
+            "training diverged by step %d: %d variable(s) hold NaN or Inf (%s); stopped without "
+            "saving. Last good checkpoint: %s" % (step, len(bad), checkpoints.listing(bad, 3),
+                                                  good or "none"))
+
+
+class _FiniteBeforeSave(tf1.train.CheckpointSaverListener):
+    def __init__(self, state):
+        self._state = state
+
+    def before_save(self, session, global_step_value):
+        self._state.check(session.run(self._state.flags), global_step_value)
+
+
 def _hms(seconds):
     seconds = int(seconds)
     return "%dh%02dm%02ds" % (seconds // 3600, seconds % 3600 // 60, seconds % 60)
+
+
+def _prepare_model_dir(params):
+    """Checks a resumed run before anything is written, and removes an interrupted run's
+    leftovers. Raises ValueError / CheckpointError with one line."""
+    run_config.check_model_dir(params)
+    latest = tf.train.latest_checkpoint(params.model_dir)
+    if latest:
+        checkpoints.require_finite(latest, "the latest checkpoint of --model_dir:")
+    tf.io.gfile.makedirs(params.model_dir)
+    removed = fileio.remove_leftovers(params.model_dir, LEFTOVERS)
+    if removed:
+        logging.info("removed %d leftover(s) of an interrupted run from %s: %s", len(removed),
+                     params.model_dir, ", ".join(removed))
+    return latest
 
 
 def train(params):
@@ -189,11 +250,17 @@ def train(params):
         The final global step.
 
     Raises:
-        NanLossError: a non-finite loss; the last good checkpoint in model_dir is kept.
-        restore_lib.RestoreError: `init_checkpoint` does not fit the graph.
+        ValueError: a flag out of range, or a model_dir that holds a run of another model (then
+            nothing in it is changed).
+        NanLossError, DivergedError: a non-finite loss or variable; nothing from that step on
+            was saved, and the message names the last good checkpoint.
+        TrainError: TensorFlow failed (e.g. a full disk while saving), in one line.
+        checkpoints.CheckpointError: the latest checkpoint or `init_checkpoint` is unreadable,
+            non-finite or does not fit the graph.
         data.DataError: the dataset is missing or unusable.
     """
-    tf.io.gfile.makedirs(params.model_dir)
+    params.validate()
+    resumed = _prepare_model_dir(params)
     graph = tf.Graph()
     with graph.as_default():
         if params.seed is not None:
@@ -204,39 +271,47 @@ def train(params):
         for name, tensor in metrics.items():
             tf1.summary.scalar(name, tensor)
         restorer = None
-        if params.init_checkpoint and not tf.train.latest_checkpoint(params.model_dir):
+        if params.init_checkpoint and not resumed:
             restorer = restore_lib.Restorer(params.init_checkpoint,
                                             exclude_scopes=params.exclude_scopes)
             logging.info("fine-tuning: %s", restorer.summary())
         elif params.init_checkpoint:
             logging.info("model_dir %s holds a checkpoint: resuming from it, not from "
                          "--init_checkpoint", params.model_dir)
+        finite = FiniteState(params.model_dir)
         saver = tf1.train.Saver(max_to_keep=params.keep_checkpoint_max,
                                 save_relative_paths=True)
         scaffold = tf1.train.Scaffold(
             init_fn=(lambda _, sess: restorer.restore(sess)) if restorer else None, saver=saver)
         hooks = [tf1.train.StopAtStepHook(last_step=params.max_steps),
                  ProgressHook(metrics, params.batch_size, params.max_steps,
-                              params.log_every_n_steps, params.model_dir)]
-        fileio.write_json(os.path.join(params.model_dir, "model_config.json"),
+                              params.log_every_n_steps, params.model_dir, finite),
+                 tf1.train.CheckpointSaverHook(params.model_dir,
+                                               save_steps=params.save_checkpoints_steps,
+                                               saver=saver,
+                                               listeners=[_FiniteBeforeSave(finite)])]
+        fileio.write_json(os.path.join(params.model_dir, run_config.MODEL_CONFIG),
                           {"model": run_config.model_kwargs(params)})
         try:
             with tf1.train.MonitoredTrainingSession(
                     checkpoint_dir=params.model_dir, scaffold=scaffold, hooks=hooks,
-                    save_checkpoint_steps=params.save_checkpoints_steps,
+                    save_checkpoint_steps=None, save_checkpoint_secs=None,
                     save_summaries_steps=params.log_every_n_steps, log_step_count_steps=None,
                     config=run_config.session_config()) as sess:
-                start = sess.run(global_step)
-                if start:
-                    logging.info("resumed from step %d in %s", start, params.model_dir)
+                if resumed:
+                    logging.info("resumed from step %d in %s", sess.run(global_step),
+                                 params.model_dir)
                 while not sess.should_stop():
                     sess.run(train_op)
         except tf.errors.InvalidArgumentError as e:
             if "non-finite training loss" not in str(e):
-                raise
+                raise TrainError("training failed: %s" % _first_line(e))
             raise NanLossError(
                 "training loss became NaN or Inf; stopped without saving. Last good "
-                "checkpoint: %s" % (tf.train.latest_checkpoint(params.model_dir) or "none"))
+                "checkpoint: %s" % (checkpoints.last_finite(params.model_dir) or "none"))
+        except tf.errors.OpError as e:
+            raise TrainError("training failed (%s) in --model_dir=%s: %s"
+                             % (type(e).__name__, params.model_dir, _first_line(e)))
     latest = tf.train.latest_checkpoint(params.model_dir)
     step = int(tf.train.load_checkpoint(latest).get_tensor("global_step"))
     if params.recompute_bn_batches and params.dataset == "synthetic":
@@ -244,3 +319,8 @@ def train(params):
     elif params.recompute_bn_batches:
         bn_stats.recompute(params, latest, params.recompute_bn_batches)
     return step
+
+
+def _first_line(error):
+    text = getattr(error, "message", None) or str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__

@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags, logging
 
-from resnet_tf1 import checkpoints
+from resnet_tf1 import run_flags
 from resnet_tf1.porting import SOURCES
 from resnet_tf1.porting import convert as convert_lib
 
@@ -39,9 +39,8 @@ def main(argv):
         config, seconds = convert_lib.convert(FLAGS.source, FLAGS.input, FLAGS.output,
                                               depth=FLAGS.depth, num_classes=FLAGS.num_classes,
                                               overwrite=FLAGS.overwrite)
-    except checkpoints.CheckpointError as e:
-        print("convert_checkpoint: error: %s" % e, file=sys.stderr)
-        return 1
+    except run_flags.EXPECTED_ERRORS as e:
+        return run_flags.report("convert_checkpoint", e)
     m = config["model"]
     logging.info("converted %s %s -> %s in %.1f s (ResNet-%d, variant=%s, %d classes)",
                  FLAGS.source, FLAGS.input, FLAGS.output, seconds, m["depth"], m["variant"],
@@ -53,9 +52,8 @@ def main(argv):
         return 0
     try:
         result = convert_lib.verify(FLAGS.source, FLAGS.input, FLAGS.output)
-    except (checkpoints.CheckpointError, ImportError) as e:
-        print("convert_checkpoint: error: --verify: %s" % e, file=sys.stderr)
-        return 1
+    except run_flags.EXPECTED_ERRORS + (ImportError,) as e:
+        return run_flags.report("convert_checkpoint", "--verify: %s" % e)
     print("verify against %s: max abs logit difference %.3g, max relative %.3g, top-1 "
           "agreement %.0f%%" % (result["reference"], result["max_abs"], result["max_rel"],
                                 100 * result["top1_agreement"]))

@@ -7,11 +7,10 @@ new checkpoint as training writes it.
 """
 
 import os
-import sys
 
 from absl import app, flags, logging
 
-from resnet_tf1 import checkpoints, data, eval_lib, run_flags
+from resnet_tf1 import eval_lib, run_flags
 
 FLAGS = flags.FLAGS
 run_flags.define()
@@ -45,9 +44,8 @@ def main(argv):
         metrics = eval_lib.evaluate(params, FLAGS.checkpoint_path or params.model_dir,
                                     FLAGS.ten_crop)
         path = eval_lib.write_metrics(metrics, eval_dir)
-    except (ValueError, data.DataError, checkpoints.CheckpointError) as e:
-        print("evaluate: error: %s" % e, file=sys.stderr)
-        return 1
+    except run_flags.EXPECTED_ERRORS as e:
+        return run_flags.report("evaluate", e)
     _report(metrics)
     logging.info("wrote %s", path)
     return 0

@@ -10,11 +10,9 @@ BN layer's population mean and variance, and writes <model_dir>/bn_recomputed/ (
 only the BN statistics changed, plus bn_stats.json), atomically. evaluate.py then uses it.
 """
 
-import sys
-
 from absl import app, flags, logging
 
-from resnet_tf1 import bn_stats, checkpoints, data, run_flags
+from resnet_tf1 import bn_stats, run_flags
 
 FLAGS = flags.FLAGS
 run_flags.define()
@@ -33,9 +31,8 @@ def main(argv):
         if FLAGS.num_batches <= 0:
             raise ValueError("--num_batches=%d must be positive" % FLAGS.num_batches)
         info = bn_stats.recompute(params, FLAGS.checkpoint_path, FLAGS.num_batches)
-    except (ValueError, data.DataError, checkpoints.CheckpointError) as e:
-        print("recompute_bn: error: %s" % e, file=sys.stderr)
-        return 1
+    except run_flags.EXPECTED_ERRORS as e:
+        return run_flags.report("recompute_bn", e)
     print("recomputed BN statistics over %d training images in %.1f s: %s"
           % (info["num_images"], info["seconds"], info["checkpoint"]))
     logging.info("source checkpoint %s is unchanged", info["source"])

@@ -429,9 +429,10 @@ def _cifar_arrays(cifar_dir, files):
 def test_running_statistics_evaluate_like_batch_statistics_after_a_short_run(cifar_dir,
                                                                             tmp_path):
     from resnet_tf1 import eval_lib
+    # 200 steps, the rate divided by 10 for the last 50 as in the paper's schedules.
     p = params(tmp_path / "run", cifar_dir, max_steps=200, batch_size=32, learning_rate=0.05,
-               bn_decay=0.9, recompute_bn_batches=0, save_checkpoints_steps=200,
-               log_every_n_steps=50)
+               lr_boundaries=(150,), bn_decay=0.9, recompute_bn_batches=0,
+               save_checkpoints_steps=200, log_every_n_steps=50)
     train_lib.train(p)
     running = eval_lib.evaluate(p, str(tmp_path / "run"))
     assert running["checkpoint"].endswith("run/model.ckpt-200")  # nothing recomputed
@@ -444,11 +445,20 @@ def test_running_statistics_evaluate_like_batch_statistics_after_a_short_run(cif
     count = tf.train.load_checkpoint(running["checkpoint"]).get_tensor(
         "cifar_resnet20/bn_update_count")
     assert count == 200
+    # Negative control: the same weights with the statistics at their initial 0 / 1 (where a
+    # biased average starts) evaluate far worse, so the comparison above measures them.
+    from resnet_tf1 import bn_stats, checkpoints
+    arrays = checkpoints.read_arrays(running["checkpoint"])
+    initial = {n: (np.zeros_like(v) if n.endswith("moving_mean") else np.ones_like(v))
+               for n, v in arrays.items() if n.endswith(("moving_mean", "moving_variance"))}
+    bn_stats.write(running["checkpoint"], initial, str(tmp_path / "initial"), {})
+    p.model_dir = str(tmp_path / "initial")
+    biased = eval_lib.evaluate(p, str(tmp_path / "initial"))["top_1_accuracy"]
+    assert biased < batch - 0.2, (biased, batch)
 
 
 def test_recompute_gives_exact_population_statistics(cifar_dir, tmp_path):
     from resnet_tf1 import checkpoints, eval_lib
-    from resnet_tf1 import model as model_lib
     model_dir = tmp_path / "run"
     p = params(model_dir, cifar_dir, max_steps=6, batch_size=32, recompute_bn_batches=3)
     assert train_lib.train(p) == 6  # recomputes over 3 x 32 training images at the end
@@ -466,8 +476,9 @@ def test_recompute_gives_exact_population_statistics(cifar_dir, tmp_path):
     images, _ = _cifar_arrays(cifar_dir, cifar10.TRAIN_FILES)
     with tf.Graph().as_default():
         x = tf1.placeholder(tf.float32, [None, 32, 32, 3])
-        run_config.build_model(p)(x, is_training=True)
-        layers = tf1.get_collection(model_lib.BN_LAYERS_COLLECTION)
+        model = run_config.build_model(p)
+        model(x, is_training=True)
+        layers = model.bn_layers
         picked = [layers[0], layers[9], layers[-1]]
         from resnet_tf1 import restore
         restorer = restore.Restorer(str(model_dir / "model.ckpt-6"))

@@ -26,6 +26,7 @@ SUBDIR = "cifar-10-batches-bin"
 TRAIN_FILES = ["data_batch_%d.bin" % i for i in range(1, 6)]
 TEST_FILES = ["test_batch.bin"]
 RECORD_BYTES = 1 + 32 * 32 * 3
+NUM_CLASSES = 10
 VALIDATION_SIZE = 5000  # the paper's 45k/5k split
 
 
@@ -46,21 +47,22 @@ def maybe_download(data_dir):
     root = os.path.join(data_dir, SUBDIR)
     if all(os.path.exists(os.path.join(root, f)) for f in TRAIN_FILES + TEST_FILES):
         return root
-    os.makedirs(data_dir, exist_ok=True)
     archive = os.path.join(data_dir, os.path.basename(URL))
     if not os.path.exists(archive):
-        tmp = archive + ".part"
+        # Download beside nothing of the user's: a temporary file elsewhere, moved into
+        # --data_dir (created then) only once complete, so a failure leaves no trace.
+        fd, tmp = tempfile.mkstemp(suffix=".part")
         try:
-            with urllib.request.urlopen(URL, timeout=60) as r, open(tmp, "wb") as f:
+            with os.fdopen(fd, "wb") as f, urllib.request.urlopen(URL, timeout=60) as r:
                 shutil.copyfileobj(r, f)
         except OSError as e:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            os.remove(tmp)
             raise DataError(
                 "--data_dir=%s has no CIFAR-10 (%s/{%s,test_batch.bin}) and %s could not be "
                 "downloaded (%s). Download it elsewhere and extract it into %s."
                 % (data_dir, SUBDIR, ",".join(TRAIN_FILES), URL, e, data_dir))
-        os.replace(tmp, archive)
+        os.makedirs(data_dir, exist_ok=True)
+        shutil.move(tmp, archive)
     digest = _md5(archive)
     if digest != MD5:
         raise DataError("%s has MD5 %s, expected %s: delete it and download again"
@@ -83,7 +85,18 @@ def _records(root, files):
         if os.path.getsize(p) % RECORD_BYTES:
             raise DataError("%s is not a CIFAR-10 binary file: its size %d is not a multiple of "
                             "%d bytes" % (p, os.path.getsize(p), RECORD_BYTES))
+        _check_labels(p)
     return paths, sum(os.path.getsize(p) // RECORD_BYTES for p in paths)
+
+
+def _check_labels(path):
+    """DataError naming the file and the first record whose label byte is not 0..9."""
+    labels = np.memmap(path, np.uint8, mode="r")[::RECORD_BYTES]
+    bad = np.flatnonzero(labels >= NUM_CLASSES)
+    if bad.size:
+        raise DataError("%s is not a CIFAR-10 binary file: record %d has label %d, expected 0-9 "
+                        "(%d of %d records are out of range)" % (path, bad[0], labels[bad[0]],
+                                                                 bad.size, labels.size))
 
 
 # The record ranges of the CIFAR-10 files: all 50k training records, the paper's first 45k and

@@ -32,12 +32,28 @@ _UNIT = re.compile(r"^res(\d)([a-z])(\d*)_branch")
 def read(path):
     """{`<layer>/<blob index>`: array} from the .npz dump; never unpickles anything."""
     single_file(path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic[:2] != b"PK":  # an .npz is a zip archive
+        raise PortError("%s is not an .npz of Caffe blobs (not a zip archive): dump the "
+                        ".caffemodel with the script in checkpoints/README.md" % path)
     try:
         with np.load(path, allow_pickle=False) as f:
-            return {name: f[name] for name in f.files}
-    except (OSError, ValueError) as e:
+            arrays = {name: f[name] for name in f.files}
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "pickled" in str(e):
+            raise PortError("%s cannot be read as an .npz of Caffe blobs: it holds object "
+                            "(pickled) arrays, which are never loaded; dump numeric blobs with "
+                            "the script in checkpoints/README.md" % path)
         raise PortError("%s cannot be read as an .npz of Caffe blobs: %s"
                         % (path, str(e).splitlines()[0]))
+    except OSError as e:
+        raise PortError("%s cannot be read as an .npz of Caffe blobs: %s"
+                        % (path, str(e).splitlines()[0]))
+    if not arrays:
+        raise PortError("%s is an empty .npz: it holds no Caffe blobs (expected 'conv1/0', "
+                        "'bn_conv1/0', ..., 'fc1000/0')" % path)
+    return arrays
 
 
 def _unit_name(depth, stage, k):

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from resnet_tf1 import fileio
 from resnet_tf1 import model as model_lib
@@ -29,9 +30,13 @@ def sha256(files):
 def write(result, output_dir, source, input_path, overwrite=False):
     """Writes the ported arrays as a V2 checkpoint plus config.json, atomically (tmp + rename)."""
     output_dir = os.path.abspath(output_dir)
-    if os.path.exists(output_dir) and os.listdir(output_dir) and not overwrite:
-        raise PortError("output directory %s exists and is not empty (pass --overwrite)"
-                        % output_dir)
+    _check_output(output_dir, overwrite)
+    removed = fileio.remove_leftovers(os.path.dirname(output_dir),
+                                      [fileio.temp_dir_prefix(output_dir) + "*",
+                                       os.path.basename(output_dir) + ".old-*"])
+    if removed:
+        logging.info("removed %d leftover(s) of an interrupted conversion: %s", len(removed),
+                     ", ".join(removed))
     tmp = fileio.make_temp_dir(output_dir)
     try:
         graph = tf.Graph()
@@ -64,6 +69,33 @@ def write(result, output_dir, source, input_path, overwrite=False):
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
+
+
+def is_converter_output(directory):
+    """True for a directory this converter wrote: its config.json has a "source" entry."""
+    try:
+        with open(os.path.join(directory, "config.json")) as f:
+            return isinstance(json.load(f).get("source"), dict)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _check_output(output_dir, overwrite):
+    """PortError unless `output_dir` may be written: absent, an empty directory, or (with
+    overwrite) a directory this converter wrote. Anything else is never deleted."""
+    if not os.path.exists(output_dir):
+        return
+    if not os.path.isdir(output_dir):
+        raise PortError("--output=%s is a file, expected a directory to create" % output_dir)
+    if not os.listdir(output_dir):
+        return
+    if not is_converter_output(output_dir):
+        raise PortError("--output=%s holds files that are not a converted checkpoint (no "
+                        "config.json with a 'source' entry): choose another directory; "
+                        "--overwrite replaces only converter output" % output_dir)
+    if not overwrite:
+        raise PortError("--output=%s holds a converted checkpoint (pass --overwrite to replace "
+                        "it)" % output_dir)
 
 
 def convert(source, input_path, output_dir, depth=None, num_classes=None, overwrite=False):

@@ -1,0 +1,307 @@
+"""A failing run never poisons what it leaves behind; every bad input gets one line.
+
+Each test reproduces one reported defect at small scale (CIFAR ResNet-20, a few steps) and asserts
+the exit code, that the message is a single line naming the thing, and what is on disk afterwards.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from resnet_tf1 import checkpoints, run_config, train_lib
+from resnet_tf1.data import cifar10, fake
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("cifar"))
+    fake.write_cifar(d)
+    return d
+
+
+def run(script, *args):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script)] + list(args),
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def error_line(r, program):
+    """The one `<program>: error:` line of a finished CLI, after asserting exit 1."""
+    assert r.returncode == 1, (r.returncode, r.stderr[-3000:])
+    lines = [l for l in r.stderr.splitlines() if l.startswith(program + ": error:")]
+    assert len(lines) == 1, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    return lines[0]
+
+
+def train_args(cifar_dir, model_dir, *extra):
+    return ["--dataset=cifar10", "--data_dir=" + cifar_dir, "--model_dir=" + str(model_dir),
+            "--depth=20", "--batch_size=8", "--lr_boundaries=", "--log_every_n_steps=1",
+            "--recompute_bn_batches=0"] + list(extra)
+
+
+def snapshot(directory):
+    """{relative path: bytes} of every file under `directory`."""
+    out = {}
+    for dirpath, _, files in os.walk(directory):
+        for f in files:
+            path = os.path.join(dirpath, f)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, directory)] = fh.read()
+    return out
+
+
+def all_finite(prefix):
+    return checkpoints.non_finite(prefix) == []
+
+
+# ---- 1, 2: divergence never reaches a checkpoint ----------------------------------------------
+
+@pytest.mark.parametrize("lr, save_steps", [("1e5", "5"), ("1e6", "1"), ("30", "2")])
+def test_divergence_is_never_saved_and_names_a_good_checkpoint(cifar_dir, tmp_path, lr,
+                                                               save_steps):
+    model_dir = tmp_path / "run"
+    r = run("train.py", *train_args(cifar_dir, model_dir, "--learning_rate=" + lr,
+                                    "--save_checkpoints_steps=" + save_steps,
+                                    "--max_steps=60"))
+    line = error_line(r, "train")
+    assert "NaN or Inf" in line and "Last good checkpoint: " in line, line
+    good = line.rsplit("Last good checkpoint: ", 1)[1]
+    assert good == tf.train.latest_checkpoint(str(model_dir))
+    state = tf.train.get_checkpoint_state(str(model_dir))
+    for prefix in state.all_model_checkpoint_paths:
+        assert all_finite(os.path.join(str(model_dir), prefix)), prefix
+    # Resuming from it works: it restores (at a sane rate the run goes on; from weights that an
+    # absurd rate made huge but finite it may diverge again, and then says so in one line).
+    step = int(tf.train.load_checkpoint(good).get_tensor("global_step"))
+    again = run("train.py", *train_args(cifar_dir, model_dir, "--learning_rate=0.001",
+                                        "--save_checkpoints_steps=100",
+                                        "--max_steps=%d" % (step + 2)))
+    assert "resumed from step %d" % step in again.stderr, again.stderr[-3000:]
+    if again.returncode:
+        assert "Last good checkpoint: " + good in error_line(again, "train")
+    for prefix in tf.train.get_checkpoint_state(str(model_dir)).all_model_checkpoint_paths:
+        assert all_finite(os.path.join(str(model_dir), prefix)), prefix
+
+
+def test_evaluate_refuses_a_checkpoint_with_non_finite_variables(cifar_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    p = run_config.RunParams(model_dir=str(model_dir), data_dir=cifar_dir, batch_size=8,
+                             max_steps=2, lr_boundaries=(), recompute_bn_batches=0)
+    train_lib.train(p)
+    # Poison one BN variance in a copy written as the latest checkpoint.
+    arrays = checkpoints.read_arrays(str(model_dir))
+    name = "cifar_resnet20/block2/unit_1/basic/conv1/BatchNorm/moving_variance"
+    arrays[name] = np.full_like(arrays[name], np.inf)
+    with tf.Graph().as_default():
+        variables = {n: tf.compat.v1.Variable(v, name="v%d" % i)
+                     for i, (n, v) in enumerate(arrays.items())}
+        with tf.compat.v1.Session() as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.train.Saver(variables).save(s, str(model_dir / "model.ckpt-3"))
+    r = run("evaluate.py", "--data_dir=" + cifar_dir, "--model_dir=" + str(model_dir))
+    line = error_line(r, "evaluate")
+    assert "model.ckpt-3 holds NaN or Inf in 1 variable(s): " + name in line, line
+    assert not (model_dir / "eval" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--learning_rate=-0.1", "--learning_rate=-0.1 must not be negative"),
+    ("--momentum=0", "--momentum=0.0 must be in (0, 1) for --optimizer=momentum"),
+    ("--weight_decay=-1", "--weight_decay=-1.0 must not be negative"),
+    ("--lr_boundaries=500,100", "--lr_boundaries must be positive steps in increasing order"),
+    ("--bn_decay=1.5", "--bn_decay=1.5 must be in [0, 1)"),
+])
+def test_numeric_flags_out_of_range_are_rejected_before_anything_is_written(cifar_dir, tmp_path,
+                                                                            flag, message):
+    r = run("train.py", *train_args(cifar_dir, tmp_path / "run", "--max_steps=1", flag))
+    assert error_line(r, "train").startswith("train: error: " + message)
+    assert not (tmp_path / "run").exists()
+
+
+# ---- 3: a model mismatch leaves the run's record as it was ------------------------------------
+
+def test_resuming_with_another_model_changes_nothing(cifar_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    ok = run("train.py", *train_args(cifar_dir, model_dir, "--max_steps=2",
+                                     "--save_checkpoints_steps=2"))
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    before = snapshot(model_dir)
+    r = run("train.py", *train_args(cifar_dir, model_dir, "--max_steps=4", "--depth=32"))
+    line = error_line(r, "train")
+    assert line == ("train: error: --model_dir=%s holds a depth-20 CIFAR ResNet (10 classes); "
+                    "this run asks for depth 32: use a new --model_dir or the same model flags"
+                    % model_dir), line
+    assert snapshot(model_dir) == before
+    ev = run("evaluate.py", "--data_dir=" + cifar_dir, "--model_dir=" + str(model_dir),
+             "--depth=32")
+    line = error_line(ev, "evaluate")
+    assert line.startswith("evaluate: error: --model_dir=%s holds a depth-20 CIFAR ResNet"
+                           % model_dir), line
+    assert "variables missing" in line and len(line) < 400, line
+    # The run's own flags still evaluate it.
+    good = run("evaluate.py", "--flagfile=%s" % (model_dir / "flags.txt"))
+    assert good.returncode == 0, good.stderr[-3000:]
+
+
+# ---- 4: one line instead of a traceback ---------------------------------------------------------
+
+def test_bad_model_dirs_and_files_get_one_line(cifar_dir, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    r = run("train.py", *train_args(cifar_dir, a_file, "--max_steps=1"))
+    assert "--model_dir=%s is a file, expected a directory" % a_file in error_line(r, "train")
+    r = run("train.py", *train_args(cifar_dir, a_file / "sub", "--max_steps=1"))
+    assert str(a_file) in error_line(r, "train")
+    out = tmp_path / "existing_file"
+    out.write_text("keep me")
+    r = run("convert_checkpoint.py", "--source=caffe", "--input=" + str(a_file),
+            "--output=" + str(out))
+    assert "convert_checkpoint: error:" in error_line(r, "convert_checkpoint")
+    assert out.read_text() == "keep me"
+
+
+def _corrupt(path, how):
+    data = bytearray(open(path, "rb").read())
+    if how == "truncate":
+        data = data[:len(data) // 2]
+    else:
+        for i in range(100, len(data), 997):
+            data[i] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["truncate", "bitflip"])
+def test_damaged_checkpoint_data_gets_one_line_in_evaluate_and_on_resume(cifar_dir, tmp_path,
+                                                                         how):
+    model_dir = tmp_path / "run"
+    assert run("train.py", *train_args(cifar_dir, model_dir, "--max_steps=2",
+                                       "--save_checkpoints_steps=2")).returncode == 0
+    data = model_dir / "model.ckpt-2.data-00000-of-00001"
+    _corrupt(str(data), how)
+    for r, program in [(run("evaluate.py", "--flagfile=%s" % (model_dir / "flags.txt")),
+                        "evaluate"),
+                       (run("train.py", *train_args(cifar_dir, model_dir, "--max_steps=4")),
+                        "train")]:
+        line = error_line(r, program)
+        assert "model.ckpt-2" in line, line
+
+
+def test_cifar_labels_out_of_range_are_one_line_naming_the_file(cifar_dir, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(cifar_dir, bad)
+    root = bad / cifar10.SUBDIR
+    for f in os.listdir(root):
+        if f.startswith("mean_"):
+            os.remove(root / f)
+    test = root / "test_batch.bin"
+    raw = np.fromfile(test, np.uint8).reshape(-1, cifar10.RECORD_BYTES)
+    raw[7, 0] = 254
+    raw.tofile(test)
+    model_dir = tmp_path / "run"
+    assert run("train.py", *train_args(cifar_dir, model_dir, "--max_steps=1",
+                                       "--save_checkpoints_steps=1")).returncode == 0
+    r = run("evaluate.py", "--data_dir=" + str(bad), "--model_dir=" + str(model_dir))
+    line = error_line(r, "evaluate")
+    assert "%s is not a CIFAR-10 binary file: record 7 has label 254, expected 0-9" % test \
+        in line, line
+    train_file = root / "data_batch_3.bin"
+    raw = np.fromfile(train_file, np.uint8).reshape(-1, cifar10.RECORD_BYTES)
+    raw[:, 0] = 200
+    raw.tofile(train_file)
+    r = run("train.py", *train_args(str(bad), tmp_path / "run2", "--max_steps=1"))
+    assert "%s is not a CIFAR-10 binary file: record 0 has label 200" % train_file \
+        in error_line(r, "train")
+
+
+# ---- 6: leftovers of an interrupted run are removed by the next one ---------------------------
+
+def test_leftovers_of_an_interrupted_run_are_removed(cifar_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    names = ["model.ckpt-5.data-00000-of-00001.tempstate123456", "graph.pbtxt.tmp9f8e",
+             "flags.txt.tmp-4242", ".bn_recomputed.tmp-abc", "keep.txt"]
+    for n in names[:-2]:
+        (model_dir / n).write_text("half")
+    (model_dir / ".bn_recomputed.tmp-abc").mkdir()
+    (model_dir / "keep.txt").write_text("mine")
+    r = run("train.py", *train_args(cifar_dir, model_dir, "--max_steps=1"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "removed 4 leftover(s) of an interrupted run" in r.stderr
+    left = set(os.listdir(model_dir))
+    assert "keep.txt" in left and not left & set(names[:-1])
+
+
+# ---- 7, 8: the converter -------------------------------------------------------------------------
+
+def _caffe_npz(path):
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import test_porting
+    blobs = test_porting.caffe_blobs(test_porting.CAFFE_R50_UNITS, np.random.RandomState(1),
+                                     conv1_bias=False)
+    np.savez(path, **blobs)
+
+
+def test_overwrite_replaces_only_converter_output(tmp_path):
+    npz = str(tmp_path / "ResNet-50.npz")
+    _caffe_npz(npz)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "README.md").write_text("notes")
+    r = run("convert_checkpoint.py", "--source=caffe", "--input=" + npz,
+            "--output=" + str(mixed), "--overwrite")
+    assert "holds files that are not a converted checkpoint" in error_line(r,
+                                                                          "convert_checkpoint")
+    assert (mixed / "README.md").read_text() == "notes"
+    out = tmp_path / "out"
+    (tmp_path / ".out.tmp-leftover").mkdir()
+    assert run("convert_checkpoint.py", "--source=caffe", "--input=" + npz,
+               "--output=" + str(out)).returncode == 0
+    assert oct(os.stat(out).st_mode & 0o777) == oct(0o777 & ~_umask())
+    assert not (tmp_path / ".out.tmp-leftover").exists()
+    again = run("convert_checkpoint.py", "--source=caffe", "--input=" + npz,
+                "--output=" + str(out))
+    assert "pass --overwrite" in error_line(again, "convert_checkpoint")
+    assert run("convert_checkpoint.py", "--source=caffe", "--input=" + npz,
+               "--output=" + str(out), "--overwrite").returncode == 0
+    assert json.load(open(out / "config.json"))["source"]["format"] == "caffe"
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "is an empty .npz: it holds no Caffe blobs"),
+    (b"hello world" * 10, "is not an .npz of Caffe blobs (not a zip archive): dump the "
+                          ".caffemodel with the script in checkpoints/README.md"),
+])
+def test_caffe_inputs_that_are_no_blobs(tmp_path, content, message):
+    path = tmp_path / "ResNet-50.npz"
+    if content is None:
+        np.savez(path)
+    else:
+        path.write_bytes(content)
+    r = run("convert_checkpoint.py", "--source=caffe", "--input=" + str(path),
+            "--output=" + str(tmp_path / "o"))
+    line = error_line(r, "convert_checkpoint")
+    assert str(path) in line and message in line and "unsafely" not in line, line
+    assert not (tmp_path / "o").exists()
+
+
+def test_failed_download_creates_no_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(cifar10, "URL", "http://127.0.0.1:9/cifar-10-binary.tar.gz")
+    missing = tmp_path / "not" / "there"
+    with pytest.raises(cifar10.DataError, match="could not be downloaded"):
+        cifar10.maybe_download(str(missing))
+    assert not (tmp_path / "not").exists()
