@@ -263,7 +263,7 @@ class ResNet:
         The one place where the paper's rules are applied: the first unit of a stage strides
         (where, depends on the variant; see `unit_strides`) and, with option B, projects where the
         shape changes; option C projects everywhere; option A pads zeros instead. The graph
-        builder, the porting name maps and the manifests all read this list.
+        builder, the porting name maps and `dump_graph.py --format=plan` read this list.
 
         Args:
             image_size: the input's height = width, or None; it only matters for depth 50, whose
