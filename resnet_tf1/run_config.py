@@ -58,7 +58,7 @@ class RunParams:
                              choices=model_lib.DATA_FORMATS)
     bn_decay: float = _flag(0.997, "Decay of the BN running statistics (unbiased: a cumulative "
                             "average for the first 1/(1-decay) steps, then exponential). Short "
-                            "runs want a short memory: the CIFAR recipes use 0.9.")
+                            "runs want a short memory: the CIFAR recipes use 0.7.")
     # Optimisation.
     batch_size: int = _flag(128, "Global batch size (split across --num_gpus towers).")
     max_steps: int = _flag(64000, "Stop at this global step.")
