@@ -15,16 +15,9 @@ import pytest
 import tensorflow as tf
 
 from resnet_tf1 import checkpoints, run_config, train_lib
-from resnet_tf1.data import cifar10, fake
+from resnet_tf1.data import cifar10
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def cifar_dir(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("cifar"))
-    fake.write_cifar(d)
-    return d
 
 
 def run(script, *args):

@@ -20,13 +20,6 @@ tf1 = tf.compat.v1
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def cifar_dir(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("cifar"))
-    fake.write_cifar(d)
-    return d
-
-
 def params(model_dir, data_dir, **kw):
     base = dict(model_dir=str(model_dir), dataset="cifar10", data_dir=data_dir, depth=20,
                 batch_size=16, max_steps=10, learning_rate=0.1, lr_boundaries=(),
