@@ -121,7 +121,17 @@ def shape_comments(source):
     return out
 
 
+_BUILT = {}  # the graphs depend on the model code only, not on the source text being checked
+
+
 def _built_shapes(config):
+    key = json.dumps(config, sort_keys=True)
+    if key not in _BUILT:
+        _BUILT[key] = _build_shapes(config)
+    return _BUILT[key]
+
+
+def _build_shapes(config):
     size = 32 if config.get("architecture") == "cifar" else 224
     g = tf.Graph()
     with g.as_default():
@@ -135,7 +145,6 @@ def _built_shapes(config):
 def check_shape_comments(source):
     """Problems found: each comment tied to one end point and equal to it in every graph."""
     problems = []
-    built = {}
     comments = shape_comments(source)
     if not comments:
         return ["no shape comments found"]
@@ -147,10 +156,7 @@ def check_shape_comments(source):
             continue
         configs = CONTEXTS[context]
         for config in configs:
-            key = json.dumps(config, sort_keys=True)
-            if key not in built:
-                built[key] = _built_shapes(config)
-            shapes = built[key]
+            shapes = _built_shapes(config)
             names = [s for s in strings if s in shapes]
             if len(names) != 1:
                 problems.append("%s: comment not tied to exactly one end point (strings on the "
