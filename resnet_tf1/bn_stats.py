@@ -40,11 +40,11 @@ tf1 = tf.compat.v1
 SUBDIR = checkpoints.BN_RECOMPUTED_SUBDIR
 
 
-def _training_images(params, batch_size):
+def _training_images(params, batch_size, skips=None):
     """Training images with the evaluation preprocessing, in file order, one pass."""
     ds, _ = data_lib.make_dataset(params.dataset, params.data_dir, "train", batch_size,
                                   training=False, num_classes=params.num_classes(),
-                                  holdout=params.holdout_validation)
+                                  holdout=params.holdout_validation, skips=skips)
     with tf.device("/cpu:0"):
         return tf1.data.make_one_shot_iterator(ds).get_next()
 
@@ -80,8 +80,10 @@ def combine(counts, means, variances):
     return mean, variance
 
 
-def compute(params, checkpoint, num_batches, batch_size=None):
+def compute(params, checkpoint, num_batches, batch_size=None, skips=None):
     """{moving-statistic variable name: float32 array} recomputed over `num_batches` batches.
+
+    `skips` (a `data.SkippedRecords`) counts the training records the pipeline skips.
 
     Returns:
         (statistics dict, number of images used).
@@ -89,21 +91,23 @@ def compute(params, checkpoint, num_batches, batch_size=None):
     batch_size = batch_size or params.batch_size
     graph = tf.Graph()
     with graph.as_default():
-        images, _ = _training_images(params, batch_size)
+        images, _ = _training_images(params, batch_size, skips)
         layers = batch_moments_graph(params, images)
         restorer = restore_lib.Restorer(checkpoint)
         fetches = [(m, v, c) for _, m, v, c in layers]
+        batch_images = tf.shape(images)[0]
         per_layer = [([], [], []) for _ in layers]
-        seen = 0
+        seen = num_images = 0
         with tf1.Session(config=run_config.session_config()) as sess:
             sess.run(tf1.global_variables_initializer())
             restorer.restore(sess)
             start = time.time()
             for _ in range(num_batches):
                 try:
-                    values = sess.run(fetches)
+                    values, n = sess.run([fetches, batch_images])
                 except tf.errors.OutOfRangeError:
                     break
+                num_images += n
                 for acc, (m, v, c) in zip(per_layer, values):
                     acc[0].append(c)
                     acc[1].append(m)
@@ -123,16 +127,7 @@ def compute(params, checkpoint, num_batches, batch_size=None):
         mean, variance = combine(counts, means, variances)
         stats[layer.moving_mean.op.name] = mean.astype(np.float32)
         stats[layer.moving_variance.op.name] = variance.astype(np.float32)
-    return stats, _images_seen(params, batch_size, seen)
-
-
-def _images_seen(params, batch_size, batches):
-    """Images in the first `batches` batches (the last one may be partial)."""
-    with tf.Graph().as_default():
-        _, n = data_lib.make_dataset(params.dataset, params.data_dir, "train", batch_size,
-                                     training=False, num_classes=params.num_classes(),
-                                     holdout=params.holdout_validation)
-    return min(batches * batch_size, n) if n else batches * batch_size
+    return stats, num_images
 
 
 def write(checkpoint, stats, output_dir, info):
@@ -185,9 +180,11 @@ def recompute(params, checkpoint=None, num_batches=80, batch_size=None):
     """
     source = checkpoints.require(checkpoint or checkpoints.latest_training(params.model_dir))
     start = time.time()
-    stats, num_images = compute(params, source, num_batches, batch_size)
+    skips = data_lib.SkippedRecords()
+    stats, num_images = compute(params, source, num_batches, batch_size, skips)
     seconds = time.time() - start
-    info = {"source": source, "num_images": int(num_images), "num_batches": num_batches,
+    info = {"source": source, "num_images": int(num_images), "num_skipped": skips.total,
+            "num_batches": num_batches,
             "batch_size": batch_size or params.batch_size, "seconds": round(seconds, 2),
             "preprocessing": "training split, evaluation preprocessing, file order"}
     output_dir = os.path.join(params.model_dir, SUBDIR)

@@ -25,7 +25,8 @@ def evaluate(params, checkpoint, ten_crop=False):
         ten_crop: average the softmax over the paper's 10 crops (ImageNet only).
 
     Returns:
-        dict(top_1_accuracy, top_5_accuracy, num_examples, global_step, checkpoint).
+        dict(top_1_accuracy, top_5_accuracy, num_examples, num_skipped (records the input
+        pipeline skipped: see data/tfrecords.py), global_step, checkpoint, ten_crop).
     """
     if ten_crop and params.dataset != "imagenet":
         raise ValueError("--ten_crop applies to --dataset=imagenet only")
@@ -35,7 +36,9 @@ def evaluate(params, checkpoint, ten_crop=False):
     checkpoint = checkpoints.require_finite(restore_lib.checkpoint_path(checkpoint))
     graph = tf.Graph()
     with graph.as_default():
-        images, labels, _ = run_config.input_batches(params, training=False, ten_crop=ten_crop)
+        skips = data_lib.SkippedRecords()
+        images, labels, _ = run_config.input_batches(params, training=False, ten_crop=ten_crop,
+                                                     skips=skips)
         model = run_config.build_model(params)
         if ten_crop:
             shape = tf.shape(images)
@@ -70,9 +73,11 @@ def evaluate(params, checkpoint, ten_crop=False):
     if n == 0:
         raise ValueError("the evaluation set of --dataset=%s in %s is empty"
                          % (params.dataset, params.data_dir))
-    logging.info("evaluated %d examples in %.1f s", n, time.time() - start)
+    logging.info("evaluated %d examples in %.1f s%s", n, time.time() - start,
+                 "; %d records skipped (logged by file above)" % skips.total
+                 if skips.total else "")
     return {"top_1_accuracy": float(totals[0]) / n, "top_5_accuracy": float(totals[1]) / n,
-            "num_examples": n, "global_step": step, "checkpoint": checkpoint,
+            "num_examples": n, "num_skipped": skips.total, "global_step": step, "checkpoint": checkpoint,
             "ten_crop": bool(ten_crop)}
 
 

@@ -228,10 +228,11 @@ def tower_devices(params):
     return [resolve_device(params.device)]
 
 
-def input_batches(params, training, seed=None, ten_crop=False):
+def input_batches(params, training, seed=None, ten_crop=False, skips=None):
     """(images, labels) tensors of one global batch, and the number of examples (or None).
 
     File-backed data is read and preprocessed on the CPU; synthetic data lives on the device.
+    `skips` (a `data.SkippedRecords`) counts the records the pipeline skips.
     """
     if params.dataset == "synthetic":
         images, labels = synthetic.inputs(params.batch_size, params.resolved_image_size(),
@@ -241,7 +242,8 @@ def input_batches(params, training, seed=None, ten_crop=False):
     ds, n = data_lib.make_dataset(params.dataset, params.data_dir,
                                   "train" if training else "eval", params.batch_size, training,
                                   num_classes=params.num_classes(),
-                                  holdout=params.holdout_validation, ten_crop=ten_crop, seed=seed)
+                                  holdout=params.holdout_validation, ten_crop=ten_crop, seed=seed,
+                                  skips=skips)
     with tf.device("/cpu:0"):
         images, labels = tf1.data.make_one_shot_iterator(ds).get_next()
     return images, labels, n

@@ -12,6 +12,7 @@ import tensorflow as tf
 from absl import logging
 
 from resnet_tf1 import bn_stats, checkpoints, fileio
+from resnet_tf1 import data as data_lib
 from resnet_tf1 import metrics as metrics_lib
 from resnet_tf1 import model as model_lib
 from resnet_tf1 import restore as restore_lib
@@ -133,15 +134,17 @@ def _average_gradients(tower_grads):
 
 
 class ProgressHook(tf1.train.SessionRunHook):
-    """Logs step, loss, top-1, learning rate, images/sec and ETA; writes images/sec summaries.
+    """Logs step, loss, top-1, learning rate, images/sec, ETA and (when any) the number of
+    records the input pipeline skipped; writes images/sec and num_skipped summaries.
 
     The metrics are fetched only on logging steps; other steps fetch the global step alone.
     """
 
     def __init__(self, metrics, batch_size, max_steps, every_n_steps, model_dir,
-                 finite_state=None):
+                 finite_state=None, skips=None):
         self._metrics = metrics
         self._finite = finite_state
+        self._skips = skips
         self._batch_size = batch_size
         self._max_steps = max_steps
         self._every = max(1, every_n_steps)
@@ -178,12 +181,14 @@ class ProgressHook(tf1.train.SessionRunHook):
         elapsed = max(now - last_time, 1e-9)
         rate = (step - last_step) * self._batch_size / elapsed
         eta = (self._max_steps - step) * elapsed / max(step - last_step, 1)
-        logging.info("step %d/%d  loss %.4f  top-1 %.3f  lr %.4g  %.1f images/sec  ETA %s",
+        skipped = self._skips.total if self._skips is not None else 0
+        logging.info("step %d/%d  loss %.4f  top-1 %.3f  lr %.4g  %.1f images/sec  ETA %s%s",
                      step, self._max_steps, v["loss"], v["top_1"], v["learning_rate"], rate,
-                     _hms(eta))
+                     _hms(eta), "  num_skipped %d" % skipped if skipped else "")
         writer = tf1.summary.FileWriterCache.get(self._model_dir)
         writer.add_summary(tf1.Summary(value=[
-            tf1.Summary.Value(tag="images_per_sec", simple_value=rate)]), step)
+            tf1.Summary.Value(tag="images_per_sec", simple_value=rate),
+            tf1.Summary.Value(tag="num_skipped", simple_value=skipped)]), step)
         self._last = (step, now)
 
 
@@ -266,7 +271,9 @@ def train(params):
         if params.seed is not None:
             tf1.set_random_seed(params.seed)
         global_step = tf1.train.get_or_create_global_step()
-        images, labels, _ = run_config.input_batches(params, training=True, seed=params.seed)
+        skips = data_lib.SkippedRecords()
+        images, labels, _ = run_config.input_batches(params, training=True, seed=params.seed,
+                                                     skips=skips)
         train_op, metrics = build_train_op(params, images, labels, global_step)
         for name, tensor in metrics.items():
             tf1.summary.scalar(name, tensor)
@@ -285,7 +292,7 @@ def train(params):
             init_fn=(lambda _, sess: restorer.restore(sess)) if restorer else None, saver=saver)
         hooks = [tf1.train.StopAtStepHook(last_step=params.max_steps),
                  ProgressHook(metrics, params.batch_size, params.max_steps,
-                              params.log_every_n_steps, params.model_dir, finite),
+                              params.log_every_n_steps, params.model_dir, finite, skips),
                  tf1.train.CheckpointSaverHook(params.model_dir,
                                                save_steps=params.save_checkpoints_steps,
                                                saver=saver,
@@ -312,6 +319,10 @@ def train(params):
         except tf.errors.OpError as e:
             raise TrainError("training failed (%s) in --model_dir=%s: %s"
                              % (type(e).__name__, params.model_dir, _first_line(e)))
+    if skips.total:
+        logging.warning("the input pipeline skipped %d records in %d file%s (logged by file "
+                        "above)", skips.total, len(skips.files),
+                        "" if len(skips.files) == 1 else "s")
     latest = tf.train.latest_checkpoint(params.model_dir)
     step = int(tf.train.load_checkpoint(latest).get_tensor("global_step"))
     if params.recompute_bn_batches and params.dataset == "synthetic":

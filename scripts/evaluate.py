@@ -24,9 +24,11 @@ flags.DEFINE_integer("watch_timeout", 3600, "With --watch, stop after this many 
 
 
 def _report(metrics):
-    print("step %s: top-1 %.4f  top-5 %.4f  over %d examples (%s)"
+    skipped = metrics.get("num_skipped")
+    print("step %s: top-1 %.4f  top-5 %.4f  over %d examples%s (%s)"
           % (metrics["global_step"], metrics["top_1_accuracy"], metrics["top_5_accuracy"],
-             metrics["num_examples"], metrics["checkpoint"]))
+             metrics["num_examples"], ", %d records skipped" % skipped if skipped else "",
+             metrics["checkpoint"]))
 
 
 def main(argv):

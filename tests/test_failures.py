@@ -215,6 +215,77 @@ def test_cifar_labels_out_of_range_are_one_line_naming_the_file(cifar_dir, tmp_p
         in error_line(r, "train")
 
 
+def _flip_data_byte(path, record):
+    """Flips one byte inside the data of the `record`-th record of a TFRecord file (its data
+    checksum then fails; the framing stays intact)."""
+    data = bytearray(open(path, "rb").read())
+    offset = 0
+    for _ in range(record):
+        offset += 16 + int.from_bytes(data[offset:offset + 8], "little")
+    data[offset + 12 + 40] ^= 0xFF
+    open(path, "wb").write(data)
+
+
+def test_skipped_imagenet_records_are_counted_by_file(tmp_path):
+    from resnet_tf1.data import fake
+    data_dir = tmp_path / "data"
+    # 2 shards of 4: shard 0 holds one image that does not decode; in shard 1 the record at
+    # index 1 fails its checksum, which costs it and the 2 records after it.
+    fake.write_imagenet(str(data_dir), "validation", shards=2, per_shard=4, corrupt=1)
+    shard0, shard1 = (str(data_dir / ("validation-%05d-of-00002" % i)) for i in (0, 1))
+    _flip_data_byte(shard1, 1)
+    model_dir = tmp_path / "run"
+    p = run_config.RunParams(model_dir=str(model_dir), dataset="imagenet", depth=18,
+                             data_dir=str(data_dir), device="/cpu:0")
+    with tf.Graph().as_default():
+        run_config.build_model(p)(tf.compat.v1.placeholder(tf.float32, [None, 224, 224, 3]))
+        tf.compat.v1.train.get_or_create_global_step()
+        with tf.compat.v1.Session() as s:
+            s.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.train.Saver().save(s, str(model_dir / "model.ckpt"))
+    env_quiet = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")  # TF's own warnings are hidden
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"),
+                        "--dataset=imagenet", "--depth=18", "--batch_size=2",
+                        "--data_dir=" + str(data_dir), "--model_dir=" + str(model_dir)],
+                       capture_output=True, text=True, timeout=600,
+                       env=dict(env_quiet, PYTHONPATH=ROOT))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "over 4 examples, 4 records skipped" in r.stdout, r.stdout
+    lines = [l for l in r.stderr.splitlines() if ": skipped " in l]
+    assert len(lines) == 2, r.stderr[-3000:]
+    (line0,) = [l for l in lines if shard0 + ": skipped 1 record (3 kept)" in l]
+    assert "1 record whose image does not decode" in line0
+    (line1,) = [l for l in lines if shard1 + ": skipped 3 records (1 kept)" in l]
+    assert "corrupt record at byte" in line1 and "it and the 2 records after it" in line1
+    metrics = json.load(open(model_dir / "eval" / "metrics.json"))
+    assert metrics["num_skipped"] == 4 and metrics["num_examples"] == 4
+
+
+def test_skips_are_counted_on_every_training_pass_and_damaged_framing_counts_once(tmp_path):
+    from resnet_tf1.data import fake, imagenet, tfrecords
+    d = str(tmp_path)
+    fake.write_imagenet(d, "train", shards=1, per_shard=3, corrupt=1)
+    skips = tfrecords.SkippedRecords()
+    with tf.Graph().as_default():
+        ds, _ = imagenet.dataset(d, "train", 1, training=True, seed=0, skips=skips)
+        nxt = tf.compat.v1.data.make_one_shot_iterator(ds).get_next()
+        with tf.compat.v1.Session() as s:
+            for _ in range(7):  # 2 good records per pass: at least 3 passes
+                s.run(nxt)
+    assert skips.total >= 3 and skips.total == sum(skips.files.values())
+    # A shard whose length field is damaged: the rest cannot be walked; counted as one record.
+    path = os.path.join(d, "train-00000-of-00001")
+    data = bytearray(open(path, "rb").read())
+    first = 16 + int.from_bytes(data[:8], "little")
+    data[first + 5] ^= 0x7F  # a huge length for record 1
+    open(path, "wb").write(data)
+    assert tfrecords.remaining_records(path, first, len(data)) == (1, False)
+    assert tfrecords.remaining_records(path, 0, len(data)) == (1, False)
+    data[first + 5] ^= 0x7F
+    open(path, "wb").write(data)
+    assert tfrecords.remaining_records(path, first, len(data)) == (2, True)
+
+
 # ---- 6: leftovers of an interrupted run are removed by the next one ---------------------------
 
 def test_leftovers_of_an_interrupted_run_are_removed(cifar_dir, tmp_path):

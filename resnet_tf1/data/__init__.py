@@ -10,6 +10,7 @@ import collections
 
 from resnet_tf1.data import cifar10, imagenet
 from resnet_tf1.data.common import DataError
+from resnet_tf1.data.tfrecords import SkippedRecords
 
 DATASETS = ("cifar10", "imagenet", "synthetic")
 
@@ -31,7 +32,7 @@ def spec(name):
 
 
 def make_dataset(name, data_dir, split, batch_size, training, num_classes=None, holdout=False,
-                 ten_crop=False, seed=None, download=True):
+                 ten_crop=False, seed=None, download=True, skips=None):
     """Batches of (images, labels) from a file-backed dataset.
 
     Args:
@@ -40,6 +41,8 @@ def make_dataset(name, data_dir, split, batch_size, training, num_classes=None, 
         training: shuffle, repeat and augment.
         num_classes: ImageNet: 1000 (labels shifted to 0..999) or 1001 (background class 0).
         ten_crop: ImageNet evaluation: images are [batch, 10, 224, 224, 3].
+        skips: a `SkippedRecords` that counts the records a TFRecord pipeline skips (ImageNet;
+            CIFAR-10's fixed-size records are all read, or the file is refused).
 
     Returns:
         (tf.data.Dataset, number of examples or None when unknown).
@@ -54,7 +57,7 @@ def make_dataset(name, data_dir, split, batch_size, training, num_classes=None, 
                                download=download)
     return imagenet.dataset(data_dir, split, batch_size, training,
                             num_classes=num_classes or s.num_classes, ten_crop=ten_crop,
-                            seed=seed)
+                            seed=seed, skips=skips)
 
 
-__all__ = ["DATASETS", "DataError", "DatasetSpec", "make_dataset", "spec"]
+__all__ = ["DATASETS", "DataError", "DatasetSpec", "SkippedRecords", "make_dataset", "spec"]

@@ -5,13 +5,15 @@ Files `train-?????-of-?????` and `validation-?????-of-?????` in --data_dir; feat
 side random in [256, 480]), random 224x224 crop, horizontal flip, the AlexNet PCA colour
 augmentation, per-channel mean subtracted (standing in for the per-pixel mean). Evaluation: shorter
 side 256, centre 224 crop; or the paper's 10 crops (4 corners + centre, and their flips).
-A record that cannot be parsed or an image that cannot be decoded is skipped with a warning.
+A record that cannot be read or parsed, or an image that cannot be decoded, is skipped; each
+shard's skips are logged with its file name and counted (`tfrecords.SkippedRecords`).
 """
 
 import os
 
 import tensorflow as tf
 
+from resnet_tf1.data import tfrecords
 from resnet_tf1.data.common import DataError, batch_and_prefetch, shuffle_and_repeat
 
 MEAN_RGB = [123.68, 116.78, 103.94]
@@ -99,27 +101,24 @@ def ten_crop_preprocess(image, resize=256, crop=224):
 
 
 def dataset(data_dir, split, batch_size, training, num_classes=1000, ten_crop=False,
-            seed=None):
+            seed=None, skips=None):
     """Batches of (images, labels). Labels are 0-based for 1000 classes, as stored for 1001.
 
-    With `ten_crop`, images are [batch, 10, 224, 224, 3].
+    With `ten_crop`, images are [batch, 10, 224, 224, 3]. Records that are skipped (a corrupt
+    record and the rest of its shard, an image that does not decode) are logged per file and
+    counted in `skips` (a `tfrecords.SkippedRecords`) when given.
     """
     paths = files(data_dir, split)
     label_offset = 1 if num_classes == 1000 else 0
-    ds = tf.data.Dataset.from_tensor_slices(paths)
-    if training:
-        ds = ds.shuffle(len(paths), seed=seed)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(8, len(paths)),
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    skips = skips if skips is not None else tfrecords.SkippedRecords()
+    ds = tfrecords.read(paths, lambda record: _parse(record, label_offset), skips,
+                        shuffle=training, seed=seed)
     ds = shuffle_and_repeat(ds, training, seed=seed)
 
-    def preprocess(record):
-        image, label = _parse(record, label_offset)
+    def preprocess(image, label):
         if training:
             return train_preprocess(image, seed), label
         return (ten_crop_preprocess(image) if ten_crop else eval_preprocess(image)), label
 
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
-    # A corrupt record or an undecodable image fails its map call; skip it and log a warning.
-    ds = ds.ignore_errors(log_warning=True)
     return batch_and_prefetch(ds, batch_size, training), None
