@@ -23,7 +23,7 @@ setup(
         "tensorboard": ["tensorboard"],
         # The peers that ported checkpoints are verified against (--verify), and the test suite.
         "verify": ["tf-keras", "h5py"],
-        "test": ["pytest", "tf-keras", "h5py", "tensorboard"],
+        "test": ["pytest", "pytest-xdist", "tf-keras", "h5py", "tensorboard"],
     },
     license="Apache-2.0",
     classifiers=["Programming Language :: Python :: 3", "Framework :: TensorFlow"],

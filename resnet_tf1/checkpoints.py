@@ -17,6 +17,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from resnet_tf1 import fileio
+
 # Variables that checkpoints carry beside the model and that a port or a restore leaves behind on
 # purpose: the step counter and optimizer / moving-average slots (training state, not weights).
 TRAINING_STATE = re.compile(
@@ -90,10 +92,6 @@ def require(path):
     return prefix
 
 
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
 
 def read_shapes(path):
     """{name: [dims]} of every variable in the checkpoint at `path`."""
@@ -102,7 +100,7 @@ def read_shapes(path):
         return {name: list(shape) for name, shape in tf.train.list_variables(prefix)}
     except (tf.errors.OpError, ValueError) as e:
         raise CheckpointError("checkpoint %s cannot be read as a TF checkpoint: %s"
-                              % (path, _first_line(e)))
+                              % (path, fileio.error_line(e)))
 
 
 def read_arrays(path):
@@ -114,7 +112,7 @@ def read_arrays(path):
     except (tf.errors.OpError, ValueError, IndexError, RuntimeError) as e:
         # A truncated or bit-flipped data file surfaces as any of these from the C++ reader.
         raise CheckpointError("checkpoint %s cannot be read as a TF checkpoint: %s"
-                              % (path, _first_line(e)))
+                              % (path, fileio.error_line(e)))
 
 
 def files_of(path):

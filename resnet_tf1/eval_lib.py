@@ -61,7 +61,7 @@ def evaluate(params, checkpoint, ten_crop=False):
                 restorer.restore(sess)
             except tf.errors.OpError as e:
                 raise checkpoints.CheckpointError("checkpoint %s cannot be read: %s"
-                                                  % (checkpoint, str(e).strip().splitlines()[0]))
+                                                  % (checkpoint, fileio.error_line(e)))
             while True:
                 try:
                     totals += sess.run([top1, top5, count])

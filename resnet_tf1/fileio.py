@@ -3,6 +3,7 @@
 The bottom of the house: it imports nothing of this package, so the data pipelines, the checkpoint
 layer, training, evaluation and the scripts all write files one way. A reader never sees a
 half-written file, and a run killed mid-write leaves the previous file (or none) in place.
+`error_line` is the one way an error (a full disk, a damaged file) is shown in one line.
 """
 
 import fnmatch
@@ -84,3 +85,19 @@ def remove_leftovers(directory, patterns):
                 os.remove(path)
             removed.append(name)
     return removed
+
+
+# What TensorFlow wraps around a graph op's error message: never the informative line.
+_BOILERPLATE = ("Graph execution error", "Detected at node", "Node:", "File ", "[[", "Hint:",
+                "Original stack trace", "Additional GRPC error information")
+
+
+def error_line(error):
+    """The one informative line of an exception's message (TensorFlow's "Graph execution
+    error:", "Detected at node" and stack-frame lines skipped), or its type name."""
+    text = getattr(error, "message", None) or str(error)
+    for line in text.strip().splitlines():
+        line = line.strip()
+        if line and not line.startswith(_BOILERPLATE):
+            return line
+    return type(error).__name__

@@ -10,7 +10,7 @@ import sys
 import tensorflow as tf
 from absl import flags
 
-from resnet_tf1 import run_config
+from resnet_tf1 import fileio, run_config
 
 # What the scripts report as one line and exit 1 for (anything else is a bug: a traceback).
 # CheckpointError and DataError are ValueErrors; TrainError is a RuntimeError.
@@ -68,7 +68,5 @@ def flagfile_text():
 
 def report(program, error):
     """Prints `<program>: error: <the error's first line>` to stderr; returns the exit code 1."""
-    text = getattr(error, "message", None) or str(error)
-    line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-    print("%s: error: %s" % (program, line), file=sys.stderr)
+    print("%s: error: %s" % (program, fileio.error_line(error)), file=sys.stderr)
     return 1

@@ -33,6 +33,8 @@ class DivergedError(TrainError):
     """Variables (weights, optimizer slots, BN statistics) became NaN or Inf; not saved."""
 
 
+# The flagfile that reproduces a run (`--flagfile=<model_dir>/flags.txt`).
+FLAGS_FILE = "flags.txt"
 # What an interrupted run leaves in model_dir: TF's checkpoint temporaries, the graph file's,
 # this package's atomic-write temporaries and an interrupted BN recompute.
 LEFTOVERS = ("*.tempstate*", "graph.pbtxt.tmp*", fileio.TEMP_FILE_PATTERN,
@@ -236,7 +238,13 @@ def _prepare_model_dir(params):
     latest = tf.train.latest_checkpoint(params.model_dir)
     if latest:
         checkpoints.require_finite(latest, "the latest checkpoint of --model_dir:")
-    tf.io.gfile.makedirs(params.model_dir)
+    try:
+        tf.io.gfile.makedirs(params.model_dir)
+        fileio.write_bytes(os.path.join(params.model_dir, ".write_test"), b"")
+        tf.io.gfile.remove(os.path.join(params.model_dir, ".write_test"))
+    except (OSError, tf.errors.OpError) as e:
+        raise TrainError("--model_dir=%s is not a writable directory: %s"
+                         % (params.model_dir, fileio.error_line(e)))
     removed = fileio.remove_leftovers(params.model_dir, LEFTOVERS)
     if removed:
         logging.info("removed %d leftover(s) of an interrupted run from %s: %s", len(removed),
@@ -244,9 +252,11 @@ def _prepare_model_dir(params):
     return latest
 
 
-def train(params):
+def train(params, flags_text=None):
     """Trains until `params.max_steps`, resuming from `model_dir` when it holds a checkpoint.
 
+    `flags_text` (a flagfile reproducing the run) is written to `<model_dir>/flags.txt` once the
+    model_dir is checked: a run that is refused leaves the record of the run it holds as it was.
     Then, unless `params.recompute_bn_batches` is 0, recomputes the BN statistics of the final
     checkpoint over that many training batches into `<model_dir>/bn_recomputed/` (the paper's
     post-training statistics; see `bn_stats`).
@@ -259,13 +269,16 @@ def train(params):
             nothing in it is changed).
         NanLossError, DivergedError: a non-finite loss or variable; nothing from that step on
             was saved, and the message names the last good checkpoint.
-        TrainError: TensorFlow failed (e.g. a full disk while saving), in one line.
+        TrainError: a model_dir that cannot be written, or TensorFlow failed (e.g. a full disk
+            while saving), in one line.
         checkpoints.CheckpointError: the latest checkpoint or `init_checkpoint` is unreadable,
             non-finite or does not fit the graph.
         data.DataError: the dataset is missing or unusable.
     """
     params.validate()
     resumed = _prepare_model_dir(params)
+    if flags_text is not None:
+        fileio.write_text(os.path.join(params.model_dir, FLAGS_FILE), flags_text)
     graph = tf.Graph()
     with graph.as_default():
         if params.seed is not None:
@@ -312,13 +325,13 @@ def train(params):
                     sess.run(train_op)
         except tf.errors.InvalidArgumentError as e:
             if "non-finite training loss" not in str(e):
-                raise TrainError("training failed: %s" % _first_line(e))
+                raise TrainError("training failed: %s" % fileio.error_line(e))
             raise NanLossError(
                 "training loss became NaN or Inf; stopped without saving. Last good "
                 "checkpoint: %s" % (checkpoints.last_finite(params.model_dir) or "none"))
         except tf.errors.OpError as e:
             raise TrainError("training failed (%s) in --model_dir=%s: %s"
-                             % (type(e).__name__, params.model_dir, _first_line(e)))
+                             % (type(e).__name__, params.model_dir, fileio.error_line(e)))
     if skips.total:
         logging.warning("the input pipeline skipped %d records in %d file%s (logged by file "
                         "above)", skips.total, len(skips.files),
@@ -331,7 +344,3 @@ def train(params):
         bn_stats.recompute(params, latest, params.recompute_bn_batches)
     return step
 
-
-def _first_line(error):
-    text = getattr(error, "message", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__

@@ -9,7 +9,7 @@ import os
 
 from absl import app, flags, logging
 
-from resnet_tf1 import fileio, run_config, run_flags, train_lib
+from resnet_tf1 import run_flags, train_lib
 
 run_flags.define()
 flags.adopt_module_key_flags(run_flags)  # --helpshort lists them
@@ -20,13 +20,10 @@ def main(argv):
         raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
     try:
         params = run_flags.params_from_flags()
-        run_config.check_model_dir(params)  # before anything in model_dir is rewritten
-        os.makedirs(params.model_dir, exist_ok=True)
-        path = os.path.join(params.model_dir, "flags.txt")
-        fileio.write_text(path, run_flags.flagfile_text())
         logging.info("training %s ResNet-%d on %s into %s (flags in %s)", params.variant,
-                     params.depth, params.dataset, params.model_dir, path)
-        step = train_lib.train(params)
+                     params.depth, params.dataset, params.model_dir,
+                     os.path.join(params.model_dir, train_lib.FLAGS_FILE))
+        step = train_lib.train(params, flags_text=run_flags.flagfile_text())
     except run_flags.EXPECTED_ERRORS as e:
         return run_flags.report("train", e)
     logging.info("done at step %d; checkpoints in %s", step, params.model_dir)

@@ -4,6 +4,7 @@ Each test reproduces one reported defect at small scale (CIFAR ResNet-20, a few 
 the exit code, that the message is a single line naming the thing, and what is on disk afterwards.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -160,6 +161,58 @@ def test_bad_model_dirs_and_files_get_one_line(cifar_dir, tmp_path):
             "--output=" + str(out))
     assert "convert_checkpoint: error:" in error_line(r, "convert_checkpoint")
     assert out.read_text() == "keep me"
+
+
+def test_a_graph_op_error_is_shown_by_its_informative_line(tmp_path):
+    from resnet_tf1 import fileio
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("x")
+    with tf.Graph().as_default():
+        v = tf.compat.v1.get_variable("v", [2])
+        saver = tf.compat.v1.train.Saver([v])
+        with tf.compat.v1.Session() as s:
+            s.run(v.initializer)
+            with pytest.raises(tf.errors.OpError) as info:  # the save op run directly
+                s.run(saver.saver_def.save_tensor_name,
+                      {saver.saver_def.filename_tensor_name: str(blocker / "model.ckpt")})
+    assert str(info.value).startswith("Graph execution error")  # TF's boilerplate first
+    line = fileio.error_line(info.value)
+    assert str(blocker) in line and "Graph execution" not in line and "node" not in line, line
+
+
+@contextlib.contextmanager
+def _tmpfs(path, options):
+    """A tmpfs mounted at `path` (a full disk or a read-only one, which root's permission bits
+    cannot simulate); skips where mounting is not permitted."""
+    os.makedirs(path)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): %s"
+                    % r.stderr.strip())
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+@pytest.mark.skipif(shutil.which("mount") is None, reason="no mount(8)")
+def test_a_full_disk_and_a_read_only_model_dir_get_one_line(cifar_dir, tmp_path):
+    # 5 MB: flags, graph and events fit; the first checkpoint (2.2 MB with its momentum slots)
+    # does not.
+    with _tmpfs(tmp_path / "full", "size=5M") as full:
+        r = run("train.py", *train_args(cifar_dir, full / "run", "--max_steps=4",
+                                        "--save_checkpoints_steps=2"))
+        line = error_line(r, "train")
+        assert "training failed (ResourceExhaustedError) in --model_dir=%s" % (full / "run") \
+            in line and "No space left on device" in line, line
+        assert not [f for f in os.listdir(full / "run") if "tempstate" in f or ".tmp" in f]
+    with _tmpfs(tmp_path / "ro", "ro,size=1M") as ro:
+        for model_dir in (ro, ro / "sub"):
+            line = error_line(run("train.py", *train_args(cifar_dir, model_dir, "--max_steps=1")),
+                              "train")
+            assert "--model_dir=%s is not a writable directory" % model_dir in line, line
+            assert "Read-only file system" in line, line
 
 
 def _corrupt(path, how):

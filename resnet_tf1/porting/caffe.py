@@ -19,6 +19,7 @@ import re
 
 import numpy as np
 
+from resnet_tf1 import fileio
 from resnet_tf1 import model as model_lib
 from resnet_tf1.data import imagenet
 from resnet_tf1.porting.common import (Consumer, Port, PortError, SourceFormat,
@@ -46,10 +47,10 @@ def read(path):
                             "(pickled) arrays, which are never loaded; dump numeric blobs with "
                             "the script in checkpoints/README.md" % path)
         raise PortError("%s cannot be read as an .npz of Caffe blobs: %s"
-                        % (path, str(e).splitlines()[0]))
+                        % (path, fileio.error_line(e)))
     except OSError as e:
         raise PortError("%s cannot be read as an .npz of Caffe blobs: %s"
-                        % (path, str(e).splitlines()[0]))
+                        % (path, fileio.error_line(e)))
     if not arrays:
         raise PortError("%s is an empty .npz: it holds no Caffe blobs (expected 'conv1/0', "
                         "'bn_conv1/0', ..., 'fc1000/0')" % path)

@@ -14,6 +14,7 @@ Arrays are keyed `<layer>/<index>` with the index of the weight in the layer, in
 import re
 import string
 
+from resnet_tf1 import fileio
 from resnet_tf1 import model as model_lib
 from resnet_tf1.data import imagenet
 from resnet_tf1.porting.common import (Consumer, Port, PortError, SourceFormat, bn_names,
@@ -47,7 +48,7 @@ def read(path):
                     arrays["%s/%d" % (layer, i)] = g[wname][()]
             return arrays
     except OSError as e:
-        raise PortError("%s cannot be read as HDF5: %s" % (path, str(e).splitlines()[0]))
+        raise PortError("%s cannot be read as HDF5: %s" % (path, fileio.error_line(e)))
 
 
 def detect_scheme(arrays):
