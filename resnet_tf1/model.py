@@ -302,7 +302,7 @@ class ResNet:
                 depth_in = depth_out
         return plan
 
-    def __call__(self, images, is_training=False, reuse=None):
+    def __call__(self, images, is_training=False, reuse=None, fold_batch_norm=False):
         """Builds the graph.
 
         Args:
@@ -312,6 +312,10 @@ class ResNet:
                 updates to `tf.compat.v1.GraphKeys.UPDATE_OPS`.
             reuse: passed to the root `variable_scope` (True to share the variables of an
                 earlier build, e.g. an evaluation graph beside a training graph, or a second tower).
+            fold_batch_norm: build the inference form with every BN folded into the conv before
+                it: each such conv gets `<conv scope>/biases` and there are no BN variables or
+                ops. Its weights are `fold_bn.fold(...)` of this model's checkpoint. Inference
+                only (is_training=False).
 
         Returns:
             logits: float32 [batch, num_classes].
@@ -333,9 +337,13 @@ class ResNet:
                              "got shape %s." % (shape,))
         if not isinstance(is_training, bool):
             raise TypeError("ResNet is_training must be a Python bool; got %r." % (is_training,))
+        if fold_batch_norm and is_training:
+            raise ValueError("ResNet fold_batch_norm=True builds the inference form: it needs "
+                             "is_training=False.")
         image_size = shape[1] if shape[1] == shape[2] else None
         r = self.resolve(image_size)
         self._is_training = is_training
+        self._folded = bool(fold_batch_norm)
         end_points = collections.OrderedDict()
 
         def end_point(name, tensor):
@@ -486,7 +494,7 @@ class ResNet:
         strides = [1, stride, stride, 1] if self.data_format == "NHWC" else [1, 1, stride, stride]
         net = tf.nn.conv2d(net, self._cast(weights), strides, padding,
                            data_format=self.data_format)
-        if self.conv_bias:
+        if self.conv_bias or self._folded:
             biases = self._variable("biases", [filters], tf1.zeros_initializer())
             net = tf.nn.bias_add(net, self._cast(biases), data_format=self.data_format)
         return net
@@ -524,7 +532,8 @@ class ResNet:
         """conv -> BN (-> ReLU): BN after every conv, before the activation (the paper, 3.4)."""
         with tf1.variable_scope(scope):
             net = self._conv(net, filters, kernel, stride)
-            net = self._batch_norm(net)
+            if not self._folded:  # folded: the conv's weights and bias carry the BN
+                net = self._batch_norm(net)
         return tf.nn.relu(net) if relu else net
 
     def _max_pool(self, net):

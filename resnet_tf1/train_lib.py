@@ -5,9 +5,11 @@ periodic checkpoints, automatic resume from the latest checkpoint in `model_dir`
 summaries, a NaN guard, and progress lines with step, loss, images/sec and ETA.
 """
 
+import io
 import os
 import time
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -252,6 +254,20 @@ def _prepare_model_dir(params):
     return latest
 
 
+def _write_model_config(params):
+    """<model_dir>/model_config.json: the model, and the preprocessing and labels that predict
+    and export use (CIFAR-10: the per-pixel mean image saved beside it, the data set's names)."""
+    preprocessing, labels, files = data_lib.inference_record(
+        params.dataset, params.data_dir, params.num_classes(), params.holdout_validation)
+    for name, array in files.items():
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        fileio.write_bytes(os.path.join(params.model_dir, name), buffer.getvalue())
+    fileio.write_json(os.path.join(params.model_dir, run_config.MODEL_CONFIG),
+                      {"model": run_config.model_kwargs(params), "preprocessing": preprocessing,
+                       "labels": labels})
+
+
 def train(params, flags_text=None):
     """Trains until `params.max_steps`, resuming from `model_dir` when it holds a checkpoint.
 
@@ -310,8 +326,7 @@ def train(params, flags_text=None):
                                                save_steps=params.save_checkpoints_steps,
                                                saver=saver,
                                                listeners=[_FiniteBeforeSave(finite)])]
-        fileio.write_json(os.path.join(params.model_dir, run_config.MODEL_CONFIG),
-                          {"model": run_config.model_kwargs(params)})
+        _write_model_config(params)
         try:
             with tf1.train.MonitoredTrainingSession(
                     checkpoint_dir=params.model_dir, scaffold=scaffold, hooks=hooks,

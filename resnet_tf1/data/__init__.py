@@ -7,8 +7,9 @@ benchmark and prediction all go through them.
 """
 
 import collections
+import os
 
-from resnet_tf1.data import cifar10, imagenet
+from resnet_tf1.data import cifar10, imagenet, labels
 from resnet_tf1.data.common import DataError
 from resnet_tf1.data.tfrecords import SkippedRecords
 
@@ -60,4 +61,21 @@ def make_dataset(name, data_dir, split, batch_size, training, num_classes=None, 
                             seed=seed, skips=skips)
 
 
-__all__ = ["DATASETS", "DataError", "DatasetSpec", "SkippedRecords", "make_dataset", "spec"]
+def inference_record(name, data_dir, num_classes, holdout=False):
+    """What a training run on dataset `name` records so that predict and export preprocess and
+    label images exactly as its evaluation pipeline did.
+
+    Returns:
+        (preprocessing record (`data.preprocessing`), labels record (`data.labels`),
+         {file name: numpy array} to save beside the record: CIFAR-10's per-pixel mean image).
+    """
+    if name == "cifar10":
+        root = os.path.join(data_dir, cifar10.SUBDIR)
+        mean = cifar10.per_pixel_mean(root, holdout=holdout)
+        return (dict(cifar10.PREPROCESSING), labels.for_dataset(name, num_classes, root),
+                {cifar10.MEAN_IMAGE_FILE: mean})
+    return dict(imagenet.RGB_MEAN_PREPROCESSING), labels.for_dataset(name, num_classes), {}
+
+
+__all__ = ["DATASETS", "DataError", "DatasetSpec", "SkippedRecords", "inference_record", "make_dataset",
+           "spec"]

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from resnet_tf1 import fileio
+from resnet_tf1.data import preprocessing
 from resnet_tf1.data.common import DataError, batch_and_prefetch, shuffle_and_repeat
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
@@ -28,6 +29,25 @@ TEST_FILES = ["test_batch.bin"]
 RECORD_BYTES = 1 + 32 * 32 * 3
 NUM_CLASSES = 10
 VALIDATION_SIZE = 5000  # the paper's 45k/5k split
+META_FILE = "batches.meta.txt"  # the class names, one per line
+# What a training run records (with its mean image saved beside it as MEAN_IMAGE_FILE) so that
+# predict and export feed the network exactly what the pipeline below fed it; a photo of another
+# size is resized (shorter side 32) and centre-cropped first.
+MEAN_IMAGE_FILE = "per_pixel_mean.npy"
+PREPROCESSING = preprocessing.record("RGB", mean=None, mean_image=MEAN_IMAGE_FILE,
+                                     resize_shorter_side=32, crop=32)
+
+
+def class_names(root):
+    """The class names of `root/batches.meta.txt` (the data set's own), or None without it."""
+    path = os.path.join(root, META_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        names = [line.strip() for line in f if line.strip()]
+    if len(names) != NUM_CLASSES:
+        raise DataError("%s names %d classes, expected %d" % (path, len(names), NUM_CLASSES))
+    return names
 
 
 def _md5(path):
@@ -166,13 +186,13 @@ def dataset(data_dir, split, batch_size, training, holdout=False, seed=None,
     subset = {("train", False): "train", ("train", True): "train45k",
               ("eval", False): "test", ("eval", True): "validation"}[(split, holdout)]
     paths, skip, take = subset_files(root, subset, validation_size)
-    mean = tf.constant(per_pixel_mean(root, validation_size, holdout))
+    mean = per_pixel_mean(root, validation_size, holdout)
     ds = tf.data.FixedLengthRecordDataset(paths, RECORD_BYTES).skip(skip).take(take)
     ds = shuffle_and_repeat(ds, training, seed=seed, shuffle_buffer=min(take, 50000))
 
     def preprocess(record):
         image, label = _decode(record)
-        image = image - mean
+        image = preprocessing.normalize(image, PREPROCESSING, mean)
         if training:
             image = augment(image, seed)
         return image, label

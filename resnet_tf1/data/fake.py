@@ -9,6 +9,11 @@ import tensorflow as tf
 from resnet_tf1.data import cifar10
 
 
+# The names in the real archive's batches.meta.txt.
+CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                 "truck"]
+
+
 def learnable_images(labels, rng, size=32):
     """Images whose class shows in their colour: learnable in a few steps."""
     palette = np.array([[250, 20, 20], [20, 250, 20], [20, 20, 250], [250, 250, 20],
@@ -28,6 +33,8 @@ def write_cifar(data_dir, per_file=60, test=100, seed=0):
         labels = rng.randint(0, 10, n).astype(np.uint8)
         images = learnable_images(labels, rng).transpose(0, 3, 1, 2).reshape(n, -1)
         np.concatenate([labels[:, None], images], axis=1).tofile(os.path.join(root, name))
+    with open(os.path.join(root, cifar10.META_FILE), "w") as f:  # as the real archive has it
+        f.write("".join(n + "\n" for n in CIFAR10_NAMES) + "\n")
     return root
 
 

@@ -13,7 +13,7 @@ import os
 
 import tensorflow as tf
 
-from resnet_tf1.data import tfrecords
+from resnet_tf1.data import preprocessing, tfrecords
 from resnet_tf1.data.common import DataError, batch_and_prefetch, shuffle_and_repeat
 
 MEAN_RGB = [123.68, 116.78, 103.94]
@@ -26,11 +26,8 @@ PATTERNS = {"train": "train-*-of-*", "eval": "validation-*-of-*"}
 def preprocessing_record(channel_order, mean, **extra):
     """The `preprocessing` entry of a converted checkpoint's config.json: how the network's
     framework fed it (0..255 pixels in `channel_order`, minus `mean`; shorter side resized to
-    256, centre 224 crop)."""
-    record = {"channel_order": channel_order, "mean": list(mean), "std": [1.0, 1.0, 1.0],
-              "scale": 255.0, "resize_shorter_side": 256, "crop": 224}
-    record.update(extra)
-    return record
+    256, centre 224 crop). See `data.preprocessing`."""
+    return preprocessing.record(channel_order, mean, resize_shorter_side=256, crop=224, **extra)
 
 
 # RGB minus the ImageNet channel means: TF-slim (its "vgg_preprocessing"), the TF official models
@@ -55,28 +52,14 @@ def _parse(record, label_offset):
         "image/encoded": tf.io.FixedLenFeature([], tf.string),
         "image/class/label": tf.io.FixedLenFeature([], tf.int64),
     })
-    image = tf.io.decode_jpeg(features["image/encoded"], channels=3)
+    image = preprocessing.decode(features["image/encoded"])
     label = tf.cast(features["image/class/label"], tf.int32) - label_offset
     return image, label
 
 
-def _resize_shorter(image, size):
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = tf.cast(size, tf.float32) / tf.reduce_min(shape)
-    new = tf.cast(tf.round(shape * scale), tf.int32)
-    return tf.image.resize(image, new, method="bilinear")
-
-
-def _centre_crop(image, size):
-    shape = tf.shape(image)
-    top = (shape[0] - size) // 2
-    left = (shape[1] - size) // 2
-    return image[top:top + size, left:left + size, :]
-
-
 def train_preprocess(image, seed=None, min_size=256, max_size=480, crop=224):
     size = tf.random.uniform([], min_size, max_size + 1, dtype=tf.int32, seed=seed)
-    image = _resize_shorter(tf.cast(image, tf.float32), size)
+    image = preprocessing.resize_shorter(image, size)
     image = tf.image.random_crop(image, [crop, crop, 3], seed=seed)
     image = tf.image.random_flip_left_right(image, seed=seed)
     alpha = tf.random.normal([3], stddev=0.1, seed=seed)
@@ -84,18 +67,21 @@ def train_preprocess(image, seed=None, min_size=256, max_size=480, crop=224):
     return image - tf.constant(MEAN_RGB)
 
 
-def eval_preprocess(image, resize=256, crop=224):
-    image = _resize_shorter(tf.cast(image, tf.float32), resize)
-    return _centre_crop(image, crop) - tf.constant(MEAN_RGB)
+def eval_preprocess(image, rec=RGB_MEAN_PREPROCESSING):
+    """Shorter side 256, centre 224 crop, channel means subtracted (`data.preprocessing`: the
+    same function predict and export use)."""
+    return preprocessing.for_eval(image, rec)
 
 
-def ten_crop_preprocess(image, resize=256, crop=224):
+def ten_crop_preprocess(image, rec=RGB_MEAN_PREPROCESSING):
     """[10, crop, crop, 3]: the 4 corners and the centre, and their horizontal flips."""
-    image = _resize_shorter(tf.cast(image, tf.float32), resize) - tf.constant(MEAN_RGB)
+    crop = rec["crop"]
+    image = preprocessing.normalize(
+        preprocessing.resize_shorter(image, rec["resize_shorter_side"]), rec)
     shape = tf.shape(image)
     h, w = shape[0], shape[1]
     crops = [image[:crop, :crop], image[:crop, w - crop:], image[h - crop:, :crop],
-             image[h - crop:, w - crop:], _centre_crop(image, crop)]
+             image[h - crop:, w - crop:], preprocessing.centre_crop(image, crop)]
     crops = tf.stack(crops)
     return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
 

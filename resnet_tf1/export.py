@@ -1,0 +1,277 @@
+"""Export a converted checkpoint or a training run for serving: SavedModel, frozen graph, ONNX.
+
+Every format takes RGB pixels in 0..255 with the preprocessing inside the graph (a client sends
+pixels, never means or channel orders) and has the outputs of `serving.inference_graph`
+(logits, probabilities, classes, top_k_classes, top_k_probabilities, class_names). Each export
+directory is written under a temporary name and renamed, and holds `export.json` naming its
+inputs and outputs (tensor and node names, dtypes, shapes), the source and the checks run.
+
+- saved_model: TF1 SavedModel, tag "serve", two signatures:
+  `serving_default`: input `images` float32 [None, S, S, 3];
+  `image_bytes`: input `image_bytes` string [None] of encoded JPEG / PNG / BMP / GIF, decoded,
+  resized (shorter side) and centre-cropped in the graph exactly as predict does.
+  Variables keep the checkpoint's names and BN stays a BN op (the model can be restored and
+  fine-tuned from it). Loads with `tf.saved_model.load` (TF2 eager) and
+  `tf.compat.v1.saved_model.loader.load` (sessions).
+- frozen_graph: `frozen_graph.pb`, a GraphDef with the variables as constants and every batch
+  norm folded into the conv before it (`fold_bn`): no FusedBatchNorm ops, no variables, no
+  training ops. Input node `images`, output nodes as named above.
+- onnx: `model.onnx`, the frozen graph converted by tf2onnx (`pip install -e '.[onnx]'`), the
+  same input and outputs.
+
+Every export is then run as written (the SavedModel loaded into a session, the frozen graph
+imported into a fresh graph, the ONNX model in onnxruntime when installed) on random pixels
+beside the session graph built straight from the checkpoint; the differences are in export.json
+("check"), and beyond 1e-4 (relative logits, absolute probabilities) the export fails.
+"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from resnet_tf1 import fileio, serving
+from resnet_tf1.data import DataError
+
+tf1 = tf.compat.v1
+
+FORMATS = ("saved_model", "frozen_graph", "onnx")
+EXPORT_RECORD = "export.json"
+FROZEN_GRAPH = "frozen_graph.pb"
+ONNX_MODEL = "model.onnx"
+INPUT = "images"
+BYTES_INPUT = "image_bytes"
+ONNX_OPSET = 15
+TOLERANCE = 1e-4  # agreement of a format with the session graph, checked after export
+
+
+class ExportError(DataError):
+    """An export that cannot be written or does not check out; the message says which."""
+
+
+def _named(outputs, prefix=""):
+    """The outputs as identity ops named "<prefix><name>" (stable node names to serve by)."""
+    return {k: tf.identity(v, name=prefix + k) for k, v in outputs.items()}
+
+
+def _io_record(tensor):
+    return {"tensor": tensor.name, "node": tensor.op.name, "dtype": tensor.dtype.name,
+            "shape": tensor.shape.as_list()}
+
+
+def _check_export_dir(export_dir, overwrite):
+    if not os.path.exists(export_dir):
+        return
+    if not os.path.isdir(export_dir):
+        raise ExportError("--export_dir=%s is a file, expected a directory to create"
+                          % export_dir)
+    if not os.listdir(export_dir):
+        return
+    if not os.path.exists(os.path.join(export_dir, EXPORT_RECORD)):
+        raise ExportError("--export_dir=%s holds files that are not an export (no %s): choose "
+                          "another directory; --overwrite replaces only an earlier export"
+                          % (export_dir, EXPORT_RECORD))
+    if not overwrite:
+        raise ExportError("--export_dir=%s holds an export (pass --overwrite to replace it)"
+                          % export_dir)
+
+
+def export(servable, export_dir, fmt, input_size=None, top_k=5, dtype=None, overwrite=False):
+    """Writes `servable` to `export_dir` in format `fmt`; returns the export record (also
+    written as export_dir/export.json)."""
+    if fmt not in FORMATS:
+        raise ExportError("--format=%s: expected one of %s" % (fmt, ", ".join(FORMATS)))
+    export_dir = os.path.abspath(export_dir)
+    _check_export_dir(export_dir, overwrite)
+    size = serving.input_size(servable, input_size)
+    removed = fileio.remove_leftovers(os.path.dirname(export_dir),
+                                      [fileio.temp_dir_prefix(export_dir) + "*",
+                                       os.path.basename(export_dir) + ".old-*"])
+    if removed:
+        logging.info("removed %d leftover(s) of an interrupted export: %s", len(removed),
+                     ", ".join(removed))
+    tmp = fileio.make_temp_dir(export_dir)
+    try:
+        record = {"format": fmt, "model_dir": os.path.abspath(servable.model_dir),
+                  "checkpoint": servable.checkpoint, "model": servable.model,
+                  "dtype": dtype or servable.model.get("dtype", "float32"),
+                  "preprocessing": servable.preprocessing, "input_size": size,
+                  "num_classes": len(servable.labels), "background_class": bool(
+                      servable.labels.offset), "tensorflow_version": tf.__version__}
+        if fmt == "saved_model":
+            record.update(_saved_model(servable, tmp, size, top_k, dtype))
+        else:
+            graph_def, io = _frozen(servable, size, top_k, dtype)
+            record.update(io)
+            if fmt == "frozen_graph":
+                fileio.write_bytes(os.path.join(tmp, FROZEN_GRAPH),
+                                   graph_def.SerializeToString())
+                record["file"] = FROZEN_GRAPH
+            else:
+                record.update(_onnx(graph_def, io, tmp))
+        record["check"] = check(servable, tmp, record, top_k, dtype)
+        fileio.write_json(os.path.join(tmp, EXPORT_RECORD), record)
+        if os.path.exists(export_dir):
+            old = export_dir + ".old-%d" % os.getpid()
+            os.rename(export_dir, old)
+            os.rename(tmp, export_dir)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, export_dir)
+        return record
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+
+
+def _saved_model(servable, directory, size, top_k, dtype):
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf1.placeholder(tf.float32, [None, size, size, 3], name=INPUT)
+        outputs = _named(serving.inference_graph(servable, images, top_k=top_k, dtype=dtype))
+        encoded = tf1.placeholder(tf.string, [None], name=BYTES_INPUT)
+        decoded = serving.decode_graph(servable, encoded, size)
+        from_bytes = _named(serving.inference_graph(servable, decoded, top_k=top_k, dtype=dtype,
+                                                    reuse=True), prefix="image_bytes_")
+        load = serving.restorer(servable)
+        with tf1.Session(graph=graph, config=tf1.ConfigProto(allow_soft_placement=True)) as sess:
+            load(sess)
+            builder = tf1.saved_model.Builder(directory)
+            sig = tf1.saved_model.signature_def_utils.predict_signature_def
+            builder.add_meta_graph_and_variables(
+                sess, [tf1.saved_model.tag_constants.SERVING], strip_default_attrs=True,
+                signature_def_map={
+                    "serving_default": sig({INPUT: images}, outputs),
+                    BYTES_INPUT: sig({BYTES_INPUT: encoded}, from_bytes)})
+            builder.save()
+    return {"tags": ["serve"], "signatures": {
+        "serving_default": {"inputs": {INPUT: _io_record(images)},
+                            "outputs": {k: _io_record(v) for k, v in outputs.items()}},
+        BYTES_INPUT: {"inputs": {BYTES_INPUT: _io_record(encoded)},
+                      "outputs": {k: _io_record(v) for k, v in from_bytes.items()}}}}
+
+
+def _frozen(servable, size, top_k, dtype):
+    """(GraphDef with BN folded and variables as constants, its input/output record)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf1.placeholder(tf.float32, [None, size, size, 3], name=INPUT)
+        outputs = _named(serving.inference_graph(servable, images, fold=True, top_k=top_k,
+                                                 dtype=dtype))
+        load = serving.restorer(servable, fold=True)
+        with tf1.Session(graph=graph) as sess:
+            load(sess)
+            graph_def = tf1.graph_util.convert_variables_to_constants(
+                sess, graph.as_graph_def(), [t.op.name for t in outputs.values()])
+    ops = {n.op for n in graph_def.node}
+    left = sorted(o for o in ops if "BatchNorm" in o or "Variable" in o or o in (
+        "Assign", "AssignVariableOp", "RandomStandardNormal", "TruncatedNormal"))
+    if left:
+        raise ExportError("the frozen graph still holds %s ops" % ", ".join(left))
+    return graph_def, {"inputs": {INPUT: _io_record(images)},
+                       "outputs": {k: _io_record(v) for k, v in outputs.items()}}
+
+
+def run_frozen(graph_def, io, images):
+    """{output name: array} of a frozen graph on float32 `images` (in a fresh graph)."""
+    with tf.Graph().as_default() as g:
+        tf1.import_graph_def(graph_def, name="")
+        with tf1.Session(graph=g) as sess:
+            names = list(io["outputs"])
+            values = sess.run([io["outputs"][n]["tensor"] for n in names],
+                              {io["inputs"][INPUT]["tensor"]: images})
+    return dict(zip(names, values))
+
+
+def _onnx(graph_def, io, directory):
+    try:
+        import tf2onnx
+    except ImportError:
+        raise ExportError("--format=onnx needs tf2onnx: pip install -e '.[onnx]' (tf2onnx and "
+                          "onnxruntime)")
+    path = os.path.join(directory, ONNX_MODEL)
+    inputs = [io["inputs"][INPUT]["tensor"]]
+    outputs = [io["outputs"][n]["tensor"] for n in io["outputs"]]
+    try:
+        tf2onnx.convert.from_graph_def(graph_def, input_names=inputs, output_names=outputs,
+                                       opset=ONNX_OPSET, output_path=path)
+    except Exception as e:  # tf2onnx raises many kinds; one line names the step
+        raise ExportError("tf2onnx could not convert the frozen graph: %s"
+                          % fileio.error_line(e))
+    return {"file": ONNX_MODEL, "opset": ONNX_OPSET}
+
+
+def session_outputs(servable, images, top_k=5, dtype=None):
+    """{output: array} of the session graph (BN unfolded, straight from the checkpoint): the
+    reference every export is checked against."""
+    with tf.Graph().as_default():
+        x = tf1.placeholder(tf.float32, [None] + list(images.shape[1:]))
+        outputs = serving.inference_graph(servable, x, top_k=top_k, dtype=dtype)
+        load = serving.restorer(servable)
+        with tf1.Session() as sess:
+            load(sess)
+            return sess.run(dict(outputs), {x: images})
+
+
+def run_export(directory, record, images):
+    """{output: array} of the export in `directory` (as written) on float32 `images`: the
+    SavedModel in a TF1 session, the frozen graph imported into a fresh graph, the ONNX model
+    in onnxruntime (None without onnxruntime)."""
+    fmt = record["format"]
+    if fmt == "saved_model":
+        with tf.Graph().as_default(), tf1.Session() as sess:
+            meta = tf1.saved_model.loader.load(sess, record["tags"], directory)
+            sig = meta.signature_def["serving_default"]
+            names = list(sig.outputs)
+            values = sess.run([sig.outputs[n].name for n in names],
+                              {sig.inputs[INPUT].name: images})
+        return dict(zip(names, values))
+    if fmt == "frozen_graph":
+        graph_def = tf1.GraphDef()
+        with open(os.path.join(directory, FROZEN_GRAPH), "rb") as f:
+            graph_def.ParseFromString(f.read())
+        return run_frozen(graph_def, record, images)
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    session = onnxruntime.InferenceSession(os.path.join(directory, ONNX_MODEL),
+                                           providers=["CPUExecutionProvider"])
+    values = session.run(None, {session.get_inputs()[0].name: images})
+    by_tensor = dict(zip([o.name for o in session.get_outputs()], values))
+    return {n: by_tensor[io["tensor"]] for n, io in record["outputs"].items()}
+
+
+def check(servable, directory, record, top_k=5, dtype=None, batch=2, seed=0):
+    """Runs the export and the session graph on the same random pixels; the differences, or
+    None where the format's runtime is not installed. ExportError beyond TOLERANCE."""
+    size = record["input_size"]
+    images = np.random.RandomState(seed).uniform(0, 255, (batch, size, size, 3)).astype(
+        np.float32)
+    got = run_export(directory, record, images)
+    if got is None:
+        logging.warning("onnxruntime is not installed: the ONNX model is not checked (pip "
+                        "install -e '.[onnx]')")
+        return None
+    want = session_outputs(servable, images, top_k, dtype)
+    result = {
+        "images": batch,
+        "max_abs_probability_difference": float(
+            np.abs(got["probabilities"] - want["probabilities"]).max()),
+        "max_relative_logit_difference": float(
+            np.abs(got["logits"] - want["logits"]).max() / np.abs(want["logits"]).max()),
+        "top_k_identical": bool(np.array_equal(got["top_k_classes"], want["top_k_classes"])),
+    }
+    logging.info("%s checked against the session graph on %d images: max abs probability "
+                 "difference %.3g, max relative logit difference %.3g, top-%d %s", record[
+                     "format"], batch, result["max_abs_probability_difference"],
+                 result["max_relative_logit_difference"], top_k,
+                 "identical" if result["top_k_identical"] else "DIFFERENT")
+    if (result["max_abs_probability_difference"] > TOLERANCE or
+            result["max_relative_logit_difference"] > TOLERANCE):
+        raise ExportError("the %s export disagrees with the session graph: %s (tolerance %g)"
+                          % (record["format"], json.dumps(result), TOLERANCE))
+    return result

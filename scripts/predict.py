@@ -1,0 +1,90 @@
+#!/usr/bin/env python
+"""Classify images with a converted checkpoint or a training run, offline.
+
+    python scripts/predict.py --model_dir=checkpoints/keras_resnet50_2016 elephant.jpg photos/
+
+--model_dir is a converted checkpoint (config.json) or a training run's --model_dir
+(model_config.json + its latest checkpoint; --checkpoint_path for another). Images (JPEG, PNG,
+BMP, GIF; grey, palette, CMYK and alpha converted to RGB) are preprocessed exactly as the model
+records (resnet_tf1/data/preprocessing.py, shared with the data pipelines and export). Per image
+it prints the path, then the --top_k classes as Keras' decode_predictions does:
+
+    elephant.jpg
+      n01871265 tusker 0.4113
+      n02504458 African_elephant 0.3342
+      ...
+
+--json prints one JSON record per image instead. A file that is not a readable image gets one
+line on stderr; the other images are still classified, and the exit code is then 1.
+"""
+
+import json
+import sys
+import time
+
+from absl import app, flags, logging
+
+from resnet_tf1 import run_flags, serving
+
+flags.DEFINE_string("model_dir", None, "A converted checkpoint or a training run's --model_dir.")
+flags.DEFINE_string("checkpoint_path", None, "A checkpoint other than the model_dir's latest.")
+flags.DEFINE_integer("batch_size", 32, "Images per batch.", lower_bound=1)
+flags.DEFINE_integer("top_k", 5, "Classes printed per image.", lower_bound=1)
+flags.DEFINE_bool("json", False, "One JSON record per image on stdout instead of text.")
+flags.DEFINE_enum("dtype", None, ["float32", "bfloat16", "float16"],
+                  "Compute dtype (default: the model's).")
+flags.mark_flag_as_required("model_dir")
+FLAGS = flags.FLAGS
+
+
+def _print(prediction, servable):
+    if FLAGS.json:
+        record = {"image": prediction.path}
+        if prediction.error:
+            record["error"] = prediction.error
+        else:
+            record["predictions"] = [
+                {"class": i, "id": servable.labels.ids[i], "name": servable.labels.names[i],
+                 "probability": round(p, 6)} for i, _, p in prediction.top_k]
+        print(json.dumps(record), flush=True)
+        return
+    if not prediction.error:
+        print(prediction.path)
+        for _, label, p in prediction.top_k:
+            print("  %s %.4f" % (label, p))
+        sys.stdout.flush()
+
+
+def main(argv):
+    if len(argv) < 2:
+        raise app.UsageError("expected image files or directories after the flags")
+    try:
+        servable = serving.load(FLAGS.model_dir, FLAGS.checkpoint_path)
+        paths = serving.image_files(argv[1:])
+        if not paths:
+            raise serving.DataError("no image files (%s) in %s" % (
+                ", ".join(serving.IMAGE_EXTENSIONS), " ".join(argv[1:])))
+        logging.info("%s %s: %s, %d classes, input %dx%d; %d image(s)", servable.kind,
+                     FLAGS.model_dir, servable.checkpoint, len(servable.labels),
+                     servable.image_size, servable.image_size, len(paths))
+        failed = done = 0
+        start = time.time()
+        for prediction in serving.predict(servable, paths, FLAGS.batch_size, FLAGS.top_k,
+                                          FLAGS.dtype):
+            if prediction.error:
+                failed += 1
+                print("predict: error: %s" % prediction.error, file=sys.stderr, flush=True)
+            else:
+                done += 1
+            _print(prediction, servable)
+    except run_flags.EXPECTED_ERRORS as e:
+        return run_flags.report("predict", e)
+    seconds = time.time() - start
+    logging.info("classified %d image(s) in %.1f s (%.1f images/sec, batch %d)%s", done, seconds,
+                 done / max(seconds, 1e-9), FLAGS.batch_size,
+                 "; %d unreadable" % failed if failed else "")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    app.run(main)
