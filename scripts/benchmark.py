@@ -1,112 +1,216 @@
 #!/usr/bin/env python
-"""Throughput measured side by side in one run: our graph, TF-slim's resnet_v1, the input pipeline.
+"""Throughput measured side by side in one run: our graph, TF-slim's and tf-keras' ResNets, a
+large matmul (the machine's peak) and the input pipeline.
 
-    python scripts/benchmark.py --depth=50 --batch_size=32 --mode=train --peers=slim
+    python scripts/benchmark.py --depth=50 --batch_size=16 --mode=inference --compare=slim,keras
+    python scripts/benchmark.py --depth=50 --batch_size=16 --mode=train --dtype=bfloat16 \
+        --compare=slim,keras --input_pipeline=imagenet --json
     python scripts/benchmark.py --depth=20 --batch_size=128 --input_pipeline=cifar10
 
+Each model lives in its own graph and session. All are built and warmed up first, then timed
+round by round, alternating (A B C M A B C M ...), so that a machine whose speed drifts treats
+them alike; per model it prints the median, min and max images/sec over the rounds, the peak
+resident memory (each model run alone in a child process, batch as given) and the ratio
+ours / peer. "of peak" is the fraction of the machine's float arithmetic rate reached: our
+multiply-adds per image (x2 FLOPs; x3 for a training step: forward, and backward for inputs and
+weights) times images/sec, over the rate of an NxN matmul in the same precision, timed in the
+same rounds.
+
 Our training step is the training library's own (`train_lib.build_train_op`: the same loss,
-weight decay, momentum optimizer, NaN guard and BN updates as scripts/train.py), on synthetic data
-made on the device (no input pipeline). The peer's step is its logits with the same loss and
-optimizer. The input pipeline is timed on its own (on the CPU, as in training), on real files in
---data_dir or small files it writes. Prints images/sec per measurement and the ratio ours / peer.
+weight decay, optimizer, NaN guard and BN updates as scripts/train.py); the peers' step is their
+logits with the same loss and a momentum optimizer, and their own BN updates. Data is synthetic,
+made on the device. Precision: `--dtype` is ours (float32 master variables, compute in dtype);
+peers have no low-precision graph, so with --dtype=bfloat16 they run with oneDNN's
+auto_mixed_precision_onednn_bfloat16 rewrite (the same precision mode); `--onednn_bf16_rewrite`
+turns that rewrite on for every float32 graph, ours included. `--fold_bn` (inference) times our
+BN-folded graph (`fold_bn`, what export writes).
 """
 
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
 import tensorflow as tf
 from absl import app, flags, logging
+from tensorflow.core.protobuf import rewriter_config_pb2
 
-from resnet_tf1 import data, model as model_lib, run_config, train_lib
+from resnet_tf1 import data, manifest, model as model_lib, run_config, train_lib
 from resnet_tf1.data import fake
-from resnet_tf1.references import slim as slim_ref
 
 tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
+PEERS = ("slim", "keras")
 flags.DEFINE_integer("depth", 50, "ResNet depth (CIFAR depths 6n+2 run on 32x32).")
 flags.DEFINE_enum("variant", "paper", model_lib.VARIANTS, "Our variant.")
-flags.DEFINE_integer("batch_size", 32, "Batch size.")
-flags.DEFINE_integer("steps", 20, "Timed steps.")
-flags.DEFINE_integer("warmup", 5, "Untimed steps first.")
+flags.DEFINE_integer("batch_size", 32, "Batch size.", lower_bound=1)
+flags.DEFINE_integer("steps", 5, "Timed steps per round.", lower_bound=1)
+flags.DEFINE_integer("rounds", 5, "Rounds; the models alternate within each.", lower_bound=1)
+flags.DEFINE_integer("warmup", 3, "Untimed steps per model first.", lower_bound=0)
 flags.DEFINE_enum("mode", "train", ["train", "inference"], "What a step is.")
-flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16", "float16"], "Compute dtype.")
+flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16", "float16"], "Our compute dtype.")
 flags.DEFINE_enum("data_format", "NHWC", model_lib.DATA_FORMATS, "Our internal layout.")
 flags.DEFINE_string("device", "/gpu:0", "Device (soft placement falls back to the CPU).")
-flags.DEFINE_list("peers", [], "Peers measured in the same run: slim (TF-slim resnet_v1_<depth>, "
-                  "bottleneck depths only).")
+flags.DEFINE_list("compare", [], "Peers measured in the same run: slim (TF-slim resnet_v1_<depth>),"
+                  " keras (tf-keras applications.ResNet<depth>); bottleneck depths only.")
+flags.DEFINE_alias("peers", "compare")
+flags.DEFINE_bool("fold_bn", False, "Inference: our graph with batch norm folded into the convs.")
+flags.DEFINE_bool("onednn_bf16_rewrite", False, "oneDNN's bfloat16 auto-mixed-precision rewrite "
+                  "for every float32 graph (ours too).")
+flags.DEFINE_bool("xla", False, "XLA JIT for every session.")
+flags.DEFINE_integer("matmul_size", 4096, "N of the NxN matmul that measures the peak (0: off).")
+flags.DEFINE_bool("memory", True, "Peak resident memory per model (a child process each).")
 flags.DEFINE_enum("input_pipeline", "none", ["none", "cifar10", "imagenet"],
                   "Also time this training input pipeline.")
 flags.DEFINE_string("data_dir", None, "Data for --input_pipeline (default: small files written "
                     "to a temporary directory).")
-flags.DEFINE_integer("xla", 0, "1 to enable XLA JIT for the session.")
+flags.DEFINE_bool("json", False, "Print one JSON record of every number instead of the table.")
+flags.DEFINE_string("child", None, "Internal: build and run one model, print its peak memory.")
 
 
-def _config():
+def _cifar():
+    return run_config.default_dataset(FLAGS.depth) == "cifar10"
+
+
+def _params(dataset="synthetic", data_dir=None, dtype=None):
+    spec = data.spec(run_config.default_dataset(FLAGS.depth))
+    return run_config.RunParams(
+        model_dir=None, dataset=dataset, data_dir=data_dir, depth=FLAGS.depth,
+        variant=FLAGS.variant, dtype=dtype or FLAGS.dtype, data_format=FLAGS.data_format,
+        batch_size=FLAGS.batch_size, learning_rate=0.01, lr_boundaries=(), device=FLAGS.device,
+        image_size=spec.image_size, class_count=spec.num_classes)
+
+
+def _config(rewrite):
     config = run_config.session_config()
+    if rewrite:
+        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
+            rewriter_config_pb2.RewriterConfig.ON)
     if FLAGS.xla:
         config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
     return config
 
 
-def _params(dataset="synthetic", data_dir=None):
-    """The run the benchmark times: FLAGS' model on `dataset`, a constant learning rate."""
-    spec = data.spec(run_config.default_dataset(FLAGS.depth))
-    return run_config.RunParams(
-        model_dir=None, dataset=dataset, data_dir=data_dir, depth=FLAGS.depth,
-        variant=FLAGS.variant, dtype=FLAGS.dtype, data_format=FLAGS.data_format,
-        batch_size=FLAGS.batch_size, learning_rate=0.01, lr_boundaries=(), device=FLAGS.device,
-        image_size=spec.image_size, class_count=spec.num_classes)
+def _peer_rewrite():
+    """Peers run float32 graphs: in a bfloat16 comparison, with oneDNN's rewrite."""
+    return FLAGS.dtype == "bfloat16" or FLAGS.onednn_bf16_rewrite
 
 
-def _num_classes():
-    return data.spec(run_config.default_dataset(FLAGS.depth)).num_classes
+def _train_op(logits, labels, update_ops, var_list=None):
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                                         logits=logits))
+    loss += tf.add_n(tf1.losses.get_regularization_losses() or [tf.constant(0.0)])
+    optimizer = tf1.train.MomentumOptimizer(0.01, 0.9)
+    with tf.control_dependencies(update_ops):
+        return optimizer.minimize(loss, global_step=tf1.train.get_or_create_global_step(),
+                                  var_list=var_list)
 
 
-def _time(sess, op, steps, warmup):
-    for _ in range(warmup):
-        sess.run(op)
-    start = time.time()
-    for _ in range(steps):
-        sess.run(op)
-    return FLAGS.batch_size * steps / (time.time() - start)
-
-
-def _run(op):
-    with tf1.Session(config=_config()) as sess:
-        sess.run([tf1.global_variables_initializer(), tf1.local_variables_initializer()])
-        return _time(sess, op, FLAGS.steps, FLAGS.warmup)
-
-
-def bench_ours():
+def build_ours():
     params = _params()
-    with tf.Graph().as_default():
-        images, labels, _ = run_config.input_batches(params, training=FLAGS.mode == "train")
-        if FLAGS.mode == "inference":
-            model = run_config.build_model(params)
-            with tf.device(run_config.resolve_device(FLAGS.device)):
-                op, _ = model(images, is_training=False)
-        else:
-            global_step = tf1.train.get_or_create_global_step()
-            op, _ = train_lib.build_train_op(params, images, labels, global_step)
-        return _run(op)
-
-
-def bench_slim():
-    params = _params()
-    with tf.Graph().as_default():
-        images, labels, _ = run_config.input_batches(params, training=False)
-        training = FLAGS.mode == "train"
+    images, labels, _ = run_config.input_batches(params, training=FLAGS.mode == "train")
+    if FLAGS.mode == "inference":
+        model = run_config.build_model(params)
         with tf.device(run_config.resolve_device(FLAGS.device)):
-            logits, _ = slim_ref.logits(images, FLAGS.depth, _num_classes(), is_training=training)
-            if not training:
-                return _run(logits)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=labels, logits=logits))
-            loss += tf1.losses.get_regularization_loss()  # slim's own weight decay
-            optimizer = tf1.train.MomentumOptimizer(0.01, 0.9)
-            with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
-                op = optimizer.minimize(loss, global_step=tf1.train.get_or_create_global_step())
-        return _run(op)
+            logits, _ = model(images, is_training=False, fold_batch_norm=FLAGS.fold_bn)
+        return logits
+    global_step = tf1.train.get_or_create_global_step()
+    op, _ = train_lib.build_train_op(params, images, labels, global_step)
+    return op
+
+
+def build_slim():
+    from resnet_tf1.references import slim as slim_ref
+    images, labels, _ = run_config.input_batches(_params(dtype="float32"), training=False)
+    training = FLAGS.mode == "train"
+    with tf.device(run_config.resolve_device(FLAGS.device)):
+        logits, _ = slim_ref.logits(images, FLAGS.depth, 1000, is_training=training)
+        if not training:
+            return logits
+        return _train_op(logits, labels, tf1.get_collection(tf1.GraphKeys.UPDATE_OPS))
+
+
+def build_keras():
+    from resnet_tf1.references import keras as keras_ref
+    keras = keras_ref.tf_keras()
+    images, labels, _ = run_config.input_batches(_params(dtype="float32"), training=False)
+    training = FLAGS.mode == "train"
+    with tf.device(run_config.resolve_device(FLAGS.device)):
+        keras.backend.set_learning_phase(1 if training else 0)
+        build = getattr(keras.applications, "ResNet%d" % FLAGS.depth)
+        model = build(weights=None, input_tensor=images, classifier_activation=None)
+        if not training:
+            return model.output
+        return _train_op(model.output, labels, model.updates, model.trainable_weights)
+
+
+def build_matmul():
+    n = FLAGS.matmul_size
+    dtype = tf.bfloat16 if FLAGS.dtype == "bfloat16" else tf.as_dtype(FLAGS.dtype)
+    with tf.device(run_config.resolve_device(FLAGS.device)):
+        a = tf1.get_variable("a", [n, n], dtype, tf1.initializers.random_uniform(-1, 1))
+        b = tf1.get_variable("b", [n, n], dtype, tf1.initializers.random_uniform(-1, 1))
+        return tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32))
+
+
+class Candidate:
+    """One model in its own graph and session, timed round by round."""
+
+    def __init__(self, key, label, build, rewrite):
+        self.key, self.label, self.rates = key, label, []
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.op = build()
+            init = [tf1.global_variables_initializer(), tf1.local_variables_initializer()]
+        self.session = tf1.Session(graph=self.graph, config=_config(rewrite))
+        self.session.run(init)
+
+    def run(self, steps):
+        start = time.time()
+        for _ in range(steps):
+            self.session.run(self.op)
+        return time.time() - start
+
+
+def _candidates():
+    """(key, label, build, rewrite) for every model measured, ours first."""
+    ours = "ours (%s%s, %s%s)" % (FLAGS.variant, ", BN folded" if FLAGS.fold_bn else "",
+                                  FLAGS.dtype, ", bf16 rewrite" if FLAGS.onednn_bf16_rewrite
+                                  and FLAGS.dtype == "float32" else "")
+    peer_mode = "float32%s" % (", bf16 rewrite" if _peer_rewrite() else "")
+    out = [("ours", ours, build_ours, FLAGS.onednn_bf16_rewrite and FLAGS.dtype == "float32")]
+    if "slim" in FLAGS.compare:
+        out.append(("slim", "TF-slim resnet_v1_%d (%s)" % (FLAGS.depth, peer_mode), build_slim,
+                    _peer_rewrite()))
+    if "keras" in FLAGS.compare:
+        out.append(("keras", "tf-keras ResNet%d (%s)" % (FLAGS.depth, peer_mode), build_keras,
+                    _peer_rewrite()))
+    return out
+
+
+def _peak_memory_mb(key):
+    """Peak resident memory of a child process that builds `key` alone and runs a few steps."""
+    args = [a for a in sys.argv[1:] if not a.startswith(("--child", "--json", "--memory"))]
+    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child=" + key,
+                        "--nomemory"] + args, capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        logging.warning("memory of %s not measured: %s", key, r.stderr.strip()[-300:])
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def _child(key):
+    build = {k: b for k, _, b, _ in _candidates()}
+    build["matmul"] = build_matmul
+    rewrite = {k: r for k, _, _, r in _candidates()}.get(key, False)
+    c = Candidate(key, key, build[key], rewrite)
+    c.run(FLAGS.warmup + 2)
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 def bench_pipeline(kind):
@@ -120,40 +224,134 @@ def bench_pipeline(kind):
         else:
             fake.write_imagenet(data_dir, "train", shards=4, per_shard=64, corrupt=0)
     try:
-        with tf.Graph().as_default():
+        graph = tf.Graph()
+        with graph.as_default():
             images, labels, _ = run_config.input_batches(_params(kind, data_dir), training=True)
-            return _run([images, labels])
+            with tf1.Session(graph=graph) as sess:
+                for _ in range(FLAGS.warmup):
+                    sess.run([images, labels])
+                start = time.time()
+                steps = FLAGS.steps * FLAGS.rounds
+                for _ in range(steps):
+                    sess.run([images, labels])
+                return FLAGS.batch_size * steps / (time.time() - start)
     finally:
         if tmp:
             tmp.cleanup()
 
 
+def _machine():
+    """CPU model, cores, the vector / matrix extensions that matter here, GPUs, TF version."""
+    model, have = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    have = set(value.split())
+                    break
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+    return {"cpu": model, "cores": os.cpu_count(), "cpu_flags": [f for f in wanted if f in have],
+            "gpus": [g.name for g in tf.config.list_physical_devices("GPU")],
+            "tensorflow": tf.__version__}
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
-    for peer in FLAGS.peers:
-        if peer != "slim":
-            raise app.UsageError("--peers: unknown peer %r (expected slim)" % peer)
+    for peer in FLAGS.compare:
+        if peer not in PEERS:
+            raise app.UsageError("--compare: unknown peer %r (expected %s)" % (peer,
+                                                                              ", ".join(PEERS)))
         if FLAGS.depth not in model_lib.IMAGENET_UNITS or FLAGS.depth in model_lib.BASIC_DEPTHS:
-            raise app.UsageError("--peers=slim needs a bottleneck depth (50, 101, 152, 200)")
-    gpus = tf.config.list_physical_devices("GPU")
-    logging.info("TensorFlow %s, %d GPU(s): %s", tf.__version__, len(gpus),
-                 ", ".join(g.name for g in gpus) or "none (CPU)")
+            raise app.UsageError("--compare=%s needs a bottleneck depth (50, 101, 152%s)"
+                                 % (peer, ", 200" if peer == "slim" else ""))
+        if peer == "keras" and FLAGS.depth == 200:
+            raise app.UsageError("--compare=keras: tf-keras has no ResNet200")
+    if FLAGS.fold_bn and FLAGS.mode != "inference":
+        raise app.UsageError("--fold_bn applies to --mode=inference")
+    if FLAGS.child:
+        _child(FLAGS.child)
+        return 0
+    machine = _machine()
+    size = 32 if _cifar() else 224
     what = "ResNet-%d %s %s %s batch %d on %s" % (FLAGS.depth, FLAGS.mode, FLAGS.dtype,
                                                   FLAGS.data_format, FLAGS.batch_size,
-                                                  "GPU" if gpus else "CPU")
-    ours = bench_ours()
-    print("ours (%s): %.1f images/sec" % (what, ours))
-    if "slim" in FLAGS.peers:
-        rate = bench_slim()
-        print("TF-slim resnet_v1_%d (%s, NHWC): %.1f images/sec" % (FLAGS.depth, FLAGS.mode,
-                                                                    rate))
-        print("ratio ours / slim: %.3f" % (ours / rate))
+                                                  "GPU" if machine["gpus"] else "CPU")
+    logging.info("%s; %s, %d cores, %s; TensorFlow %s", what, machine["cpu"], machine["cores"],
+                 " ".join(machine["cpu_flags"]) or "no AVX-512", machine["tensorflow"])
+    candidates = [Candidate(*c) for c in _candidates()]
+    matmul = Candidate("matmul", "matmul %dx%d %s" % (FLAGS.matmul_size, FLAGS.matmul_size,
+                                                      FLAGS.dtype), build_matmul, False) \
+        if FLAGS.matmul_size else None
+    timed = candidates + ([matmul] if matmul else [])
+    for c in timed:
+        c.run(FLAGS.warmup)
+    for r in range(FLAGS.rounds):
+        for c in timed:
+            c.rates.append(FLAGS.steps / c.run(FLAGS.steps))  # steps/sec
+        logging.info("round %d/%d: %s", r + 1, FLAGS.rounds, "  ".join(
+            "%s %.1f" % (c.key, c.rates[-1] * (FLAGS.batch_size if c is not matmul else 1))
+            for c in timed))
+    config = dict(depth=FLAGS.depth, variant=FLAGS.variant,
+                  num_classes=data.spec(run_config.default_dataset(FLAGS.depth)).num_classes)
+    macs = manifest.make(config, size)["multiply_adds"]
+    flops_per_image = 2 * macs * (3 if FLAGS.mode == "train" else 1)
+    peak = (statistics.median(matmul.rates) * 2 * FLAGS.matmul_size ** 3) if matmul else None
+    result = {"what": what, "machine": machine, "batch_size": FLAGS.batch_size,
+              "mode": FLAGS.mode, "dtype": FLAGS.dtype, "rounds": FLAGS.rounds,
+              "steps_per_round": FLAGS.steps, "multiply_adds_per_image": macs,
+              "matmul_gflops": peak / 1e9 if peak else None, "models": {}}
+    for c in candidates:
+        rates = [r * FLAGS.batch_size for r in c.rates]
+        median = statistics.median(rates)
+        entry = {"label": c.label, "images_per_sec": {"median": median, "min": min(rates),
+                                                      "max": max(rates)}}
+        if c.key == "ours" and peak:
+            entry["fraction_of_matmul_peak"] = median * flops_per_image / peak
+        result["models"][c.key] = entry
+        c.session.close()
+    if matmul:
+        matmul.session.close()
+    ours = result["models"]["ours"]["images_per_sec"]["median"]
+    for key, entry in result["models"].items():
+        if key != "ours":
+            entry["ratio_ours_to_this"] = ours / entry["images_per_sec"]["median"]
+    if FLAGS.memory:
+        for key in result["models"]:
+            result["models"][key]["peak_rss_mb"] = _peak_memory_mb(key)
     if FLAGS.input_pipeline != "none":
         rate = bench_pipeline(FLAGS.input_pipeline)
-        print("input pipeline %s (training preprocessing, batch %d): %.1f images/sec"
-              % (FLAGS.input_pipeline, FLAGS.batch_size, rate))
-        print("ratio pipeline / ours: %.2f" % (rate / ours))
+        result["input_pipeline"] = {"dataset": FLAGS.input_pipeline, "images_per_sec": rate,
+                                    "ratio_to_ours": rate / ours}
+    if FLAGS.json:
+        print(json.dumps(result, indent=1, sort_keys=True))
+        return 0
+    print("%s (%s, %d cores, %s)" % (what, machine["cpu"], machine["cores"],
+                                     " ".join(machine["cpu_flags"]) or "no AVX-512"))
+    print("%-42s %9s %8s %8s %9s %12s %8s" % ("model", "median", "min", "max", "peak MB",
+                                                "ours/this", "of peak"))
+    for key, e in result["models"].items():
+        ips = e["images_per_sec"]
+        print("%-42s %9.1f %8.1f %8.1f %9s %12s %8s" % (
+            e["label"], ips["median"], ips["min"], ips["max"],
+            "%.0f" % e["peak_rss_mb"] if e.get("peak_rss_mb") else "-",
+            "%.3f" % e["ratio_ours_to_this"] if "ratio_ours_to_this" in e else "-",
+            "%.1f%%" % (100 * e["fraction_of_matmul_peak"]) if "fraction_of_matmul_peak" in e
+            else "-"))
+    if peak:
+        print("matmul %dx%d %s: %.1f GFLOP/s (our step: %.2f GFLOP per image, %s)"
+              % (FLAGS.matmul_size, FLAGS.matmul_size, FLAGS.dtype, peak / 1e9,
+                 flops_per_image / 1e9, "x3 for training" if FLAGS.mode == "train"
+                 else "forward"))
+    if "input_pipeline" in result:
+        p = result["input_pipeline"]
+        print("input pipeline %s (training preprocessing, batch %d): %.1f images/sec, %.2fx ours"
+              % (p["dataset"], FLAGS.batch_size, p["images_per_sec"], p["ratio_to_ours"]))
     return 0
 
 

@@ -118,11 +118,27 @@ def test_dump_graph_cli(tmp_path):
 
 @pytest.mark.parametrize("mode", ["train", "inference"])
 def test_benchmark_cli_smoke(mode):
-    r = _run("benchmark.py", "--depth=20", "--batch_size=8", "--steps=2", "--warmup=1",
-             "--mode=" + mode, "--input_pipeline=cifar10")
+    common = ["--depth=20", "--batch_size=8", "--steps=2", "--rounds=2", "--warmup=1",
+              "--matmul_size=256", "--mode=" + mode]
+    if mode == "train":
+        r = _run("benchmark.py", *common, "--input_pipeline=cifar10")
+        assert r.returncode == 0, r.stderr[-2000:]
+        lines = r.stdout.splitlines()
+        assert lines[0].startswith("ResNet-20 train float32 NHWC batch 8 on CPU (")
+        assert lines[1].split() == ["model", "median", "min", "max", "peak", "MB", "ours/this",
+                                    "of", "peak"]
+        row = lines[2].split()
+        assert lines[2].startswith("ours (paper, float32)") and float(row[3]) > 0
+        assert float(row[6]) > 100 and row[-1].endswith("%")  # peak MB of the child process
+        assert lines[3].startswith("matmul 256x256 float32: ") and "GFLOP/s" in lines[3]
+        assert lines[-1].startswith("input pipeline cifar10 (training preprocessing, batch 8)")
+        return
+    r = _run("benchmark.py", *common, "--fold_bn", "--json", "--nomemory")
     assert r.returncode == 0, r.stderr[-2000:]
-    lines = r.stdout.splitlines()
-    assert lines[0].startswith("ours (ResNet-20 %s float32 NHWC batch 8 on CPU): " % mode)
-    assert float(lines[0].split(": ")[1].split()[0]) > 0
-    assert any(l.startswith("input pipeline cifar10") for l in lines)
-    assert lines[-1].startswith("ratio pipeline / ours: ")
+    result = json.loads(r.stdout)
+    ours = result["models"]["ours"]
+    assert ours["label"] == "ours (paper, BN folded, float32)"
+    rates = ours["images_per_sec"]
+    assert 0 < rates["min"] <= rates["median"] <= rates["max"]
+    assert result["multiply_adds_per_image"] == 40_551_040  # CIFAR ResNet-20 at 32x32 (the manifest's count)
+    assert 0 < ours["fraction_of_matmul_peak"] < 5
