@@ -23,7 +23,8 @@ from resnet_tf1 import fileio
 # purpose: the step counter and optimizer / moving-average slots (training state, not weights).
 TRAINING_STATE = re.compile(
     r"(^|/)global_step$|/(Momentum|Adam|Adam_\d+|RMSProp|RMSProp_\d+|ExponentialMovingAverage"
-    r"|Adagrad|Ftrl|Ftrl_\d+)$|^(beta1_power|beta2_power)$|(^|/)bn_update_count$")
+    r"|Adagrad|Ftrl|Ftrl_\d+)$|^(beta1_power|beta2_power)$|(^|/)bn_update_count$"
+    r"|^(current_loss_scale|good_steps)$")  # float16 dynamic loss scaling
 
 # Where `bn_stats.recompute` writes a run's checkpoint with recomputed BN statistics.
 BN_RECOMPUTED_SUBDIR = "bn_recomputed"

@@ -52,8 +52,13 @@ class RunParams:
     variant: str = _flag("paper", "Where downsampling units stride.", choices=model_lib.VARIANTS)
     stem: str = _flag(None, "Stem override: 'cifar' (3x3, no pool) on an ImageNet depth gives the "
                       "seed-002 CIFAR ResNet-18.", choices=model_lib.STEMS)
-    dtype: str = _flag("float32", "Compute dtype (variables stay float32).",
-                       choices=("float32", "bfloat16"))
+    dtype: str = _flag("float32", "Compute dtype (variables stay float32; BN statistics, the "
+                       "loss and the softmax in float32).",
+                       choices=("float32", "bfloat16", "float16"))
+    loss_scale: str = _flag("dynamic", "--dtype=float16 training: 'dynamic' (starts at 2^15; a "
+                            "step whose gradients overflow is skipped and the scale halved; "
+                            "doubled after 2000 good steps), a number (static) or 'none'. Other "
+                            "dtypes need no scaling and ignore it.")
     data_format: str = _flag("NHWC", "Internal layout (NCHW for GPUs).",
                              choices=model_lib.DATA_FORMATS)
     bn_decay: float = _flag(0.997, "Decay of the BN running statistics (unbiased: a cumulative "
@@ -133,6 +138,14 @@ class RunParams:
                              "values were expected" % (len(self.lr_values),
                                                        len(self.lr_boundaries),
                                                        len(self.lr_boundaries) + 1))
+        if self.loss_scale not in ("dynamic", "none"):
+            try:
+                ok = float(self.loss_scale) >= 1 and math.isfinite(float(self.loss_scale))
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError("--loss_scale=%s: expected dynamic, none or a finite number >= 1"
+                                 % self.loss_scale)
         if not 0 <= self.bn_decay < 1:
             raise ValueError("--bn_decay=%r must be in [0, 1)" % (self.bn_decay,))
         if self.recompute_bn_batches < 0:

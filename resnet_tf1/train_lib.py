@@ -95,6 +95,7 @@ def build_train_op(params, images, labels, global_step):
         optimizer = tf1.train.AdamOptimizer(lr)
     else:
         raise ValueError("unknown optimizer %r: expected momentum or adam" % params.optimizer)
+    optimizer = _loss_scaled(optimizer, params)
     image_splits = tf.split(images, len(devices))
     label_splits = tf.split(labels, len(devices))
     variable_device = "/cpu:0" if len(devices) > 1 else None
@@ -125,6 +126,30 @@ def build_train_op(params, images, labels, global_step):
                "top_1": tf.reduce_mean(tf.concat(correct, 0)),
                "learning_rate": lr}
     return train_op, metrics
+
+
+def loss_scale(params):
+    """The loss scale of a run: None (no scaling: float32, bfloat16, or --loss_scale=none),
+    "dynamic", or a static number."""
+    if params.dtype != "float16" or params.loss_scale == "none":
+        return None
+    return "dynamic" if params.loss_scale == "dynamic" else float(params.loss_scale)
+
+
+def _loss_scaled(optimizer, params):
+    """float16 training the TF1 way (TF's MixedPrecisionLossScaleOptimizer): each tower's loss is
+    multiplied by the scale before its gradients are taken and the gradients divided after, so
+    small float16 gradients do not flush to zero. With a dynamic scale a step whose gradients
+    hold Inf or NaN is not applied (no weight, slot or step change), the scale halves, and it
+    doubles after 2000 good steps; its variables (`current_loss_scale`, `good_steps`) are
+    training state, checkpointed with the run."""
+    scale = loss_scale(params)
+    if scale is None:
+        return optimizer
+    if scale == "dynamic":
+        scale = tf1.mixed_precision.DynamicLossScale(initial_loss_scale=2.0 ** 15,
+                                                     increment_period=2000, multiplier=2.0)
+    return tf1.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, scale)
 
 
 def _average_gradients(tower_grads):
