@@ -77,8 +77,8 @@ def evaluate(params, checkpoint, ten_crop=False):
                  "; %d records skipped (logged by file above)" % skips.total
                  if skips.total else "")
     return {"top_1_accuracy": float(totals[0]) / n, "top_5_accuracy": float(totals[1]) / n,
-            "num_examples": n, "num_skipped": skips.total, "global_step": step, "checkpoint": checkpoint,
-            "ten_crop": bool(ten_crop)}
+            "num_examples": n, "num_skipped": skips.total, "global_step": step,
+            "checkpoint": checkpoint, "ten_crop": bool(ten_crop)}
 
 
 def _restorer(params, checkpoint):

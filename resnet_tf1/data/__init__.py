@@ -77,5 +77,5 @@ def inference_record(name, data_dir, num_classes, holdout=False):
     return dict(imagenet.RGB_MEAN_PREPROCESSING), labels.for_dataset(name, num_classes), {}
 
 
-__all__ = ["DATASETS", "DataError", "DatasetSpec", "SkippedRecords", "inference_record", "make_dataset",
-           "spec"]
+__all__ = ["DATASETS", "DataError", "DatasetSpec", "SkippedRecords", "inference_record",
+           "make_dataset", "spec"]
