@@ -103,8 +103,11 @@ def load(model_dir, checkpoint_path=None):
 def input_size(servable, size=None):
     """The square input size to serve at: the record's crop, or `size` (fully convolutional use)
     when the network's strides allow it."""
-    if size is None:
+    if size is None or size == servable.image_size:
         return servable.image_size
+    if servable.mean_image is not None:
+        raise DataError("--input_size=%d: this model subtracts a %dx%d per-pixel mean image, so "
+                        "it serves at that size only" % ((size,) + servable.mean_image.shape[:2]))
     model = servable.build_model()
     stride = 4 if model.resolve(None)["architecture"] == "cifar" else 32
     if size < stride:
