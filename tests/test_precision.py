@@ -80,12 +80,18 @@ def test_low_precision_predicts_what_float32_predicts(cifar_dir, tmp_path):
     accuracy = eval_lib.evaluate(p, p.model_dir)["top_1_accuracy"]
     # It learned (chance is 0.1): the agreement below is about real predictions.
     assert accuracy > 0.3, accuracy
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    margin = (top2[:, 1] - top2[:, 0]) / (reference.max(1) - reference.min(1))
     for dtype in ("bfloat16", "float16"):
         logits = _test_logits(p, p.model_dir, dtype)
-        agreement = np.mean(logits.argmax(1) == reference.argmax(1))
-        print("%s top-1 agreement with float32: %.3f over %d images" % (dtype, agreement,
-                                                                        len(logits)))
-        assert agreement >= 0.99, (dtype, agreement)
+        differ = logits.argmax(1) != reference.argmax(1)
+        print("%s: top-1 agreement with float32 %.3f over %d images; float32 top-2 margins of "
+              "the disagreements: %s" % (dtype, 1 - differ.mean(), len(logits),
+                                         np.round(margin[differ], 4)))
+        assert np.abs(logits - reference).max() <= 0.05 * np.abs(reference).max(), dtype
+        assert differ.mean() <= 0.05, dtype
+        # Only near-ties flip: where float32's two best logits are within 2 % of its logit range.
+        assert (margin[differ] < 0.02).all(), (dtype, margin[differ])
 
 
 def test_float16_training_end_to_end(cifar_dir, tmp_path):
