@@ -23,7 +23,6 @@ procedure". `recompute()` does that for a checkpoint:
 """
 
 import os
-import shutil
 import time
 
 import numpy as np
@@ -139,13 +138,7 @@ def write(checkpoint, stats, output_dir, info):
     if missing:
         raise checkpoints.CheckpointError("checkpoint %s has no BN statistics %s"
                                           % (prefix, checkpoints.listing(missing)))
-    removed = fileio.remove_leftovers(os.path.dirname(os.path.abspath(output_dir)), [
-        fileio.temp_dir_prefix(output_dir) + "*", os.path.basename(output_dir) + ".old-*"])
-    if removed:
-        logging.info("removed %d leftover(s) of an interrupted BN recompute: %s", len(removed),
-                     ", ".join(removed))
-    tmp = fileio.make_temp_dir(output_dir)
-    try:
+    with fileio.atomic_dir(output_dir, "BN recompute") as tmp:
         with tf.Graph().as_default():
             variables = {}
             for name, value in arrays.items():
@@ -158,16 +151,6 @@ def write(checkpoint, stats, output_dir, info):
                 saver.save(sess, os.path.join(tmp, os.path.basename(prefix)),
                            write_meta_graph=False)
         fileio.write_json(os.path.join(tmp, "bn_stats.json"), info)
-        old = None
-        if os.path.exists(output_dir):
-            old = "%s.old-%d" % (output_dir, os.getpid())
-            os.rename(output_dir, old)
-        os.rename(tmp, output_dir)
-        if old:
-            shutil.rmtree(old)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
     return os.path.join(output_dir, os.path.basename(prefix))
 
 

@@ -28,7 +28,6 @@ fails.
 
 import json
 import os
-import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -67,20 +66,11 @@ def _io_record(tensor):
 
 
 def _check_export_dir(export_dir, overwrite):
-    if not os.path.exists(export_dir):
-        return
-    if not os.path.isdir(export_dir):
-        raise ExportError("--export_dir=%s is a file, expected a directory to create"
-                          % export_dir)
-    if not os.listdir(export_dir):
-        return
-    if not os.path.exists(os.path.join(export_dir, EXPORT_RECORD)):
-        raise ExportError("--export_dir=%s holds files that are not an export (no %s): choose "
-                          "another directory; --overwrite replaces only an earlier export"
-                          % (export_dir, EXPORT_RECORD))
-    if not overwrite:
-        raise ExportError("--export_dir=%s holds an export (pass --overwrite to replace it)"
-                          % export_dir)
+    problem = fileio.output_dir_problem(
+        export_dir, "--export_dir", lambda d: os.path.exists(os.path.join(d, EXPORT_RECORD)),
+        "an export", "no %s" % EXPORT_RECORD, "an earlier export", overwrite)
+    if problem:
+        raise ExportError(problem)
 
 
 def export(servable, export_dir, fmt, input_size=None, top_k=5, dtype=None, overwrite=False):
@@ -94,14 +84,7 @@ def export(servable, export_dir, fmt, input_size=None, top_k=5, dtype=None, over
     export_dir = os.path.abspath(export_dir)
     _check_export_dir(export_dir, overwrite)
     size = serving.input_size(servable, input_size)
-    removed = fileio.remove_leftovers(os.path.dirname(export_dir),
-                                      [fileio.temp_dir_prefix(export_dir) + "*",
-                                       os.path.basename(export_dir) + ".old-*"])
-    if removed:
-        logging.info("removed %d leftover(s) of an interrupted export: %s", len(removed),
-                     ", ".join(removed))
-    tmp = fileio.make_temp_dir(export_dir)
-    try:
+    with fileio.atomic_dir(export_dir, "export") as tmp:
         record = {"format": fmt, "model_dir": os.path.abspath(servable.model_dir),
                   "checkpoint": servable.checkpoint, "model": servable.model,
                   "dtype": dtype or servable.model.get("dtype", "float32"),
@@ -121,17 +104,7 @@ def export(servable, export_dir, fmt, input_size=None, top_k=5, dtype=None, over
                 record.update(_onnx(graph_def, io, tmp))
         record["check"] = check(servable, tmp, record, top_k, dtype)
         fileio.write_json(os.path.join(tmp, EXPORT_RECORD), record)
-        if os.path.exists(export_dir):
-            old = export_dir + ".old-%d" % os.getpid()
-            os.rename(export_dir, old)
-            os.rename(tmp, export_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, export_dir)
-        return record
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
+    return record
 
 
 def _saved_model(servable, directory, size, top_k, dtype):

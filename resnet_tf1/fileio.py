@@ -3,9 +3,12 @@
 The bottom of the house: it imports nothing of this package, so the data pipelines, the checkpoint
 layer, training, evaluation and the scripts all write files one way. A reader never sees a
 half-written file, and a run killed mid-write leaves the previous file (or none) in place.
-`error_line` is the one way an error (a full disk, a damaged file) is shown in one line.
+`atomic_dir` does the same for whole directories (converted checkpoints, exports, recomputed BN
+statistics), and `output_dir_problem` is the one rule for which existing directory a tool may
+replace. `error_line` is the one way an error (a full disk, a damaged file) is shown in one line.
 """
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -14,6 +17,7 @@ import shutil
 import tempfile
 
 import tensorflow as tf
+from absl import logging
 
 
 # The temporary names write_bytes uses: "<file>.tmp-<pid>".
@@ -67,6 +71,63 @@ def temp_dir_prefix(final_path):
     return ".%s.tmp-" % os.path.basename(os.path.abspath(final_path))
 
 
+def dir_leftover_patterns(final_path):
+    """What an interrupted `atomic_dir(final_path)` can leave beside it: its temporary directory
+    and the previous version set aside during the swap."""
+    return [temp_dir_prefix(final_path) + "*", os.path.basename(final_path) + ".old-*"]
+
+
+@contextlib.contextmanager
+def atomic_dir(final_path, what):
+    """Writes a directory atomically: yields a fresh temporary directory beside `final_path` to
+    fill, then renames it onto `final_path` (an existing one is set aside and removed only
+    after the new one is in place). On an error nothing changes at `final_path` and the
+    temporary directory is removed; leftovers of an interrupted earlier `what` are removed
+    first, and logged."""
+    final_path = os.path.abspath(final_path)
+    removed = remove_leftovers(os.path.dirname(final_path), dir_leftover_patterns(final_path))
+    if removed:
+        logging.info("removed %d leftover(s) of an interrupted %s: %s", len(removed), what,
+                     ", ".join(removed))
+    tmp = make_temp_dir(final_path)
+    try:
+        yield tmp
+        old = None
+        if os.path.exists(final_path):
+            old = "%s.old-%d" % (final_path, os.getpid())
+            os.rename(final_path, old)
+        os.rename(tmp, final_path)
+        if old:
+            shutil.rmtree(old)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+
+
+def output_dir_problem(path, flag, is_ours, what, marker, ours, overwrite):
+    """None when the directory `path` may be written by a tool that replaces only its own
+    output: absent, empty, or (with `overwrite`) `is_ours(path)`. Otherwise the one-line reason,
+    naming `flag`; anything that is not the tool's own output is never replaced.
+
+    Args:
+        what: what the tool's output is ("a converted checkpoint").
+        marker: how its output is recognised ("no config.json with a 'source' entry").
+        ours: what --overwrite replaces ("converter output").
+    """
+    if not os.path.exists(path):
+        return None
+    if not os.path.isdir(path):
+        return "%s=%s is a file, expected a directory to create" % (flag, path)
+    if not os.listdir(path):
+        return None
+    if not is_ours(path):
+        return ("%s=%s holds files that are not %s (%s): choose another directory; --overwrite "
+                "replaces only %s" % (flag, path, what, marker, ours))
+    if not overwrite:
+        return "%s=%s holds %s (pass --overwrite to replace it)" % (flag, path, what)
+    return None
+
+
 def remove_leftovers(directory, patterns):
     """Removes the entries of `directory` whose names match one of the glob `patterns` (left by
     an interrupted writer: temporary files and directories of an atomic write).
@@ -89,7 +150,7 @@ def remove_leftovers(directory, patterns):
 
 
 # What TensorFlow wraps around a graph op's error message: never the informative line.
-_BOILERPLATE = ("Graph execution error", "Detected at node", "Node:", "File ", "[[", "Hint:",
+_BOILERPLATE = ("Graph execution error", "Detected at node", "Node:", 'File "', "[[", "Hint:",
                 "Original stack trace", "Additional GRPC error information")
 
 

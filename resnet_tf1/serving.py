@@ -84,7 +84,7 @@ def load(model_dir, checkpoint_path=None):
         with open(path) as f:
             config = json.load(f)
         model = config["model"]
-        model_lib.ResNet(**model)  # checks every argument
+        num_classes = model_lib.ResNet(**model).num_classes  # checks every argument
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataError("%s cannot be read as a model config: %s" % (path, e))
     if "preprocessing" not in config or "labels" not in config:
@@ -94,7 +94,6 @@ def load(model_dir, checkpoint_path=None):
             "and records them" % (path, os.path.join(model_dir, "flags.txt")))
     rec = preprocessing.check(config["preprocessing"], path)
     mean_image = preprocessing.load_mean_image(rec, model_dir)
-    num_classes = model_lib.ResNet(**model).num_classes
     labels = labels_lib.table(config["labels"], num_classes, where=path)
     checkpoint = checkpoints.resolve_path(checkpoint_path or default_checkpoint)
     return Servable(model_dir, kind, model, checkpoint, rec, mean_image, labels)

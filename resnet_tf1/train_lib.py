@@ -40,7 +40,7 @@ FLAGS_FILE = "flags.txt"
 # What an interrupted run leaves in model_dir: TF's checkpoint temporaries, the graph file's,
 # this package's atomic-write temporaries and an interrupted BN recompute.
 LEFTOVERS = ("*.tempstate*", "graph.pbtxt.tmp*", fileio.TEMP_FILE_PATTERN,
-             fileio.temp_dir_prefix(bn_stats.SUBDIR) + "*", bn_stats.SUBDIR + ".old-*")
+             *fileio.dir_leftover_patterns(bn_stats.SUBDIR))
 
 
 def learning_rate_schedule(params, global_step):

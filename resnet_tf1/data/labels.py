@@ -93,8 +93,8 @@ def table(spec, num_classes, where="the model"):
 
 def for_dataset(name, num_classes, data_root=None):
     """The labels record a training run on a dataset writes (see `table`)."""
-    if name in ("imagenet", "synthetic") and num_classes in (1000, 1001):
-        return "imagenet%d" % num_classes if name == "imagenet" else None
+    if name == "imagenet" and num_classes in (1000, 1001):
+        return "imagenet%d" % num_classes
     if name == "cifar10" and data_root:
         names = cifar10.class_names(data_root)
         return {"names": names, "source": cifar10.META_FILE} if names else None

@@ -3,12 +3,10 @@
 import hashlib
 import json
 import os
-import shutil
 import time
 
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from resnet_tf1 import fileio
 from resnet_tf1 import model as model_lib
@@ -31,14 +29,7 @@ def write(result, output_dir, source, input_path, overwrite=False):
     """Writes the ported arrays as a V2 checkpoint plus config.json, atomically (tmp + rename)."""
     output_dir = os.path.abspath(output_dir)
     _check_output(output_dir, overwrite)
-    removed = fileio.remove_leftovers(os.path.dirname(output_dir),
-                                      [fileio.temp_dir_prefix(output_dir) + "*",
-                                       os.path.basename(output_dir) + ".old-*"])
-    if removed:
-        logging.info("removed %d leftover(s) of an interrupted conversion: %s", len(removed),
-                     ", ".join(removed))
-    tmp = fileio.make_temp_dir(output_dir)
-    try:
+    with fileio.atomic_dir(output_dir, "conversion") as tmp:
         graph = tf.Graph()
         with graph.as_default():
             model = model_lib.ResNet(**result.model)
@@ -58,17 +49,7 @@ def write(result, output_dir, source, input_path, overwrite=False):
             "tensorflow_version": tf.__version__,
         }
         fileio.write_json(os.path.join(tmp, "config.json"), config)
-        if os.path.exists(output_dir):
-            old = output_dir + ".old-%d" % os.getpid()
-            os.rename(output_dir, old)
-            os.rename(tmp, output_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, output_dir)
-        return config
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
+    return config
 
 
 def is_converter_output(directory):
@@ -83,19 +64,11 @@ def is_converter_output(directory):
 def _check_output(output_dir, overwrite):
     """PortError unless `output_dir` may be written: absent, an empty directory, or (with
     overwrite) a directory this converter wrote. Anything else is never deleted."""
-    if not os.path.exists(output_dir):
-        return
-    if not os.path.isdir(output_dir):
-        raise PortError("--output=%s is a file, expected a directory to create" % output_dir)
-    if not os.listdir(output_dir):
-        return
-    if not is_converter_output(output_dir):
-        raise PortError("--output=%s holds files that are not a converted checkpoint (no "
-                        "config.json with a 'source' entry): choose another directory; "
-                        "--overwrite replaces only converter output" % output_dir)
-    if not overwrite:
-        raise PortError("--output=%s holds a converted checkpoint (pass --overwrite to replace "
-                        "it)" % output_dir)
+    problem = fileio.output_dir_problem(
+        output_dir, "--output", is_converter_output, "a converted checkpoint",
+        "no config.json with a 'source' entry", "converter output", overwrite)
+    if problem:
+        raise PortError(problem)
 
 
 def convert(source, input_path, output_dir, depth=None, num_classes=None, overwrite=False):
