@@ -172,6 +172,44 @@ def test_nhwc_and_nchw_agree():
     np.testing.assert_allclose(outs["NCHW"], outs["NHWC"], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("depth, size, data_format", [(20, 32, "NHWC"), (50, 64, "NHWC"),
+                                                      (18, 64, "NCHW")])
+def test_forward_conv_input_gradients_equal_tensorflows(depth, size, data_format, monkeypatch):
+    """Training graphs take stride-1 convolutions' input gradients as forward convolutions of the
+    rotated, transposed kernel: every weight gradient equals TF's own Conv2DBackpropInput path."""
+    images = np.random.RandomState(2).uniform(-1, 1, (3, size, size, 3)).astype(np.float32)
+    grads, backprop_input_ops = {}, {}
+    for fast in (True, False):
+        monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", fast)
+        g = tf.Graph()
+        with g.as_default():
+            tf1.set_random_seed(5)
+            logits, _ = resnet_tf1.ResNet(depth, data_format=data_format)(tf.constant(images),
+                                                                        is_training=True)
+            variables = tf1.trainable_variables()
+            loss = tf.reduce_sum(tf.square(logits))
+            gradients = tf.gradients(loss, variables)
+            ops = g.get_operations()
+            backprop_input_ops[fast] = sum(op.type == "Conv2DBackpropInput" for op in ops)
+            strided = sum(op.type == "Conv2D" and max(op.get_attr("strides")) > 1 for op in ops)
+            with tf1.Session() as s:
+                s.run(tf1.global_variables_initializer())
+                try:
+                    values = s.run(gradients)
+                except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+                    pytest.skip("NCHW cannot run on this device: %s" % str(e).splitlines()[0])
+        grads[fast] = {v.op.name: x for v, x in zip(variables, values)}
+    # Only the strided convolutions keep TF's op (built for the stem too, never run).
+    assert backprop_input_ops[True] == strided
+    assert backprop_input_ops[False] > 2 * strided
+    assert grads[True].keys() == grads[False].keys()
+    for name, fast in grads[True].items():
+        slow = grads[False][name]
+        scale = np.abs(slow).max()
+        assert scale > 0, name
+        np.testing.assert_allclose(fast, slow, rtol=0, atol=2e-5 * scale, err_msg=name)
+
+
 @pytest.mark.parametrize("kwargs, arg", [
     (dict(depth=51), "depth"),
     (dict(depth=50, variant="foo"), "variant"),
