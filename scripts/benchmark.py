@@ -36,9 +36,11 @@ import sys
 import tempfile
 import time
 
+import resnet_tf1  # noqa: F401  (first: it sets TensorFlow's CPU options before TF loads)
 import tensorflow as tf
 from absl import app, flags, logging
 from tensorflow.core.protobuf import rewriter_config_pb2
+from tensorflow.python.util import _pywrap_util_port
 
 from resnet_tf1 import data, manifest, model as model_lib, run_config, train_lib
 from resnet_tf1.data import fake
@@ -272,7 +274,7 @@ def _machine():
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
     return {"cpu": model, "cores": os.cpu_count(), "cpu_flags": [f for f in wanted if f in have],
             "gpus": [g.name for g in tf.config.list_physical_devices("GPU")],
-            "tensorflow": tf.__version__}
+            "tensorflow": tf.__version__, "onednn": bool(_pywrap_util_port.IsMklEnabled())}
 
 
 def main(argv):
@@ -297,8 +299,9 @@ def main(argv):
     what = "ResNet-%d %s %s %s batch %d on %s" % (FLAGS.depth, FLAGS.mode, FLAGS.dtype,
                                                   FLAGS.data_format, FLAGS.batch_size,
                                                   "GPU" if machine["gpus"] else "CPU")
-    logging.info("%s; %s, %d cores, %s; TensorFlow %s", what, machine["cpu"], machine["cores"],
-                 " ".join(machine["cpu_flags"]) or "no AVX-512", machine["tensorflow"])
+    logging.info("%s; %s, %d cores, %s; TensorFlow %s, oneDNN %s", what, machine["cpu"],
+                 machine["cores"], " ".join(machine["cpu_flags"]) or "no AVX-512",
+                 machine["tensorflow"], "on" if machine["onednn"] else "off")
     candidates = [Candidate(*c) for c in _candidates()]
     matmul = Candidate("matmul", "matmul %dx%d %s" % (FLAGS.matmul_size, FLAGS.matmul_size,
                                                       FLAGS.dtype), build_matmul, False) \
@@ -346,8 +349,9 @@ def main(argv):
     if FLAGS.json:
         print(json.dumps(result, indent=1, sort_keys=True))
         return 0
-    print("%s (%s, %d cores, %s)" % (what, machine["cpu"], machine["cores"],
-                                     " ".join(machine["cpu_flags"]) or "no AVX-512"))
+    print("%s (%s, %d cores, %s; oneDNN %s)" % (what, machine["cpu"], machine["cores"],
+                                                " ".join(machine["cpu_flags"]) or "no AVX-512",
+                                                "on" if machine["onednn"] else "off"))
     print("%-42s %9s %8s %8s %9s %12s %8s" % ("model", "median", "min", "max", "peak MB",
                                                 "ours/this", "of peak"))
     for key, e in result["models"].items():
