@@ -17,6 +17,7 @@ constructor arguments (see `ResNet`), never defaults that change with the hardwa
 """
 
 import collections
+import contextlib
 
 import tensorflow as tf
 
@@ -353,7 +354,9 @@ class ResNet:
             end_points["%s/%s" % (r["scope"], name)] = tensor
             return tensor
 
-        with tf.device(self.device), tf1.variable_scope(r["scope"], reuse=reuse):
+        # tf.device(None) would clear the caller's placement (towers, a cluster's device setter).
+        placement = tf.device(self.device) if self.device else contextlib.nullcontext()
+        with placement, tf1.variable_scope(r["scope"], reuse=reuse):
             self._bn_updates = []
             self.bn_layers = []  # this build's BNLayer records, in order (see `bn_stats`)
             if is_training:

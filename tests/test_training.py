@@ -515,3 +515,26 @@ def test_sigkill_during_recompute_leaves_the_original_usable(cifar_dir, tmp_path
     out, _ = r.communicate(timeout=300)
     assert r.returncode == 0, out[-2000:]
     assert "recomputed BN statistics over 100 training images" in out
+
+
+def test_towers_keep_their_placement_inside_the_model(monkeypatch):
+    """The model's own device scope must not clear the caller's: tower k's ops on /gpu:k, the
+    shared variables on the CPU (built only; no GPU needed)."""
+    monkeypatch.setattr(run_config, "resolve_device", lambda device: device)
+    p = run_config.RunParams(model_dir="unused", dataset="cifar10", depth=8, batch_size=4,
+                              num_gpus=2, lr_boundaries=())
+    g = tf.Graph()
+    with g.as_default():
+        step = tf1.train.get_or_create_global_step()
+        train_lib.build_train_op(p, tf.zeros([4, 32, 32, 3]), tf.zeros([4], tf.int32), step)
+    def on(device):
+        spec = tf.DeviceSpec.from_string(device)
+        return spec.device_type, spec.device_index
+
+    convs = {op.name: on(op.device) for op in g.get_operations() if op.type == "Conv2D"
+             and "gradients" not in op.name}
+    assert len(convs) > 10 and all(d == ("GPU", int(n.split("/")[0][-1]))
+                                   for n, d in convs.items()), convs
+    weights = [on(v.device) for v in g.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)
+               if v.op.name.endswith("weights")]
+    assert weights and all(d == ("CPU", 0) for d in weights), weights
