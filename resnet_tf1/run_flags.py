@@ -10,6 +10,7 @@ import sys
 import tensorflow as tf
 from absl import flags
 
+from resnet_tf1 import cluster as cluster_lib
 from resnet_tf1 import fileio, run_config
 
 # What the scripts report as one line and exit 1 for (anything else is a bug: a traceback).
@@ -37,6 +38,48 @@ def define():
             flags.DEFINE_float(field.name, field.default, meta["help"])
         else:
             flags.DEFINE_string(field.name, field.default, meta["help"])
+
+
+def define_cluster():
+    """train.py's cluster flags (not in flags.txt: they say which task a process is, not what
+    the run is). TF_CONFIG is the alternative to the first four."""
+    if "job_name" in FLAGS:
+        return
+    flags.DEFINE_enum("job_name", None, list(cluster_lib.JOBS), "This process's job in a "
+                      "cluster: ps (parameter server) or worker (worker 0 is the chief). Unset: "
+                      "TF_CONFIG if set, else single-process training.")
+    flags.DEFINE_integer("task_index", 0, "This process's index within --job_name.")
+    flags.DEFINE_string("ps_hosts", None, "Comma-separated host:port of every parameter server.")
+    flags.DEFINE_string("worker_hosts", None, "Comma-separated host:port of every worker.")
+    flags.DEFINE_bool("sync_replicas", True, "Cluster: synchronous updates (one per step, from "
+                      "the average of every worker's gradient); --nosync_replicas: each worker's "
+                      "gradient is applied as it arrives.")
+    flags.DEFINE_enum("variable_update", "parameter_server", list(cluster_lib.VARIABLE_UPDATES),
+                      "Cluster: where variables live and how gradients meet.")
+    flags.DEFINE_integer("cluster_timeout_secs", 300, "Cluster: how long any one operation may "
+                         "wait on another task (a dead parameter server or chief) before this "
+                         "task fails; also the non-chief workers' wait for the chief.",
+                         lower_bound=1)
+
+
+def job_from_flags():
+    """(cluster.ClusterConfig or None, cluster.Job or None) from the cluster flags / TF_CONFIG;
+    cluster.ClusterError (one line) when they do not describe a cluster."""
+    if FLAGS.variable_update == "collective_all_reduce":
+        raise cluster_lib.ClusterError("--variable_update=collective_all_reduce is not available "
+                                       "yet: use --variable_update=parameter_server")
+    config = cluster_lib.from_flags(FLAGS.job_name, FLAGS.task_index, FLAGS.ps_hosts,
+                                    FLAGS.worker_hosts, FLAGS.variable_update)
+    if config is None:
+        if FLAGS["variable_update"].present or FLAGS["sync_replicas"].present:
+            raise cluster_lib.ClusterError("--variable_update/--sync_replicas need a cluster "
+                                           "(--job_name and hosts, or TF_CONFIG)")
+        return None, None
+    job = None
+    if config.job_name == "worker":
+        job = cluster_lib.Job(config, FLAGS.variable_update, FLAGS.sync_replicas,
+                              FLAGS.cluster_timeout_secs)
+    return config, job
 
 
 def _convert(field, values):

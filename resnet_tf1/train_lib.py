@@ -5,15 +5,18 @@ periodic checkpoints, automatic resume from the latest checkpoint in `model_dir`
 summaries, a NaN guard, and progress lines with step, loss, images/sec and ETA.
 """
 
+import contextlib
 import io
 import os
+import sys
+import threading
 import time
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from resnet_tf1 import bn_stats, checkpoints, fileio
+from resnet_tf1 import bn_stats, checkpoints, cluster as cluster_lib, fileio
 from resnet_tf1 import data as data_lib
 from resnet_tf1 import metrics as metrics_lib
 from resnet_tf1 import model as model_lib
@@ -71,12 +74,14 @@ def _variables_on(variable_device, compute_device):
     return fn
 
 
-def build_train_op(params, images, labels, global_step):
+def build_train_op(params, images, labels, global_step, job=None):
     """Towers with shared variables and averaged gradients (the classic TF1 multi-GPU pattern).
 
-    The global batch is split evenly across towers; BN moving averages are updated from the first
+    The batch is split evenly across towers; BN moving averages are updated from the first
     tower. Each tower's loss is cross-entropy + weight decay, so the averaged gradient holds the
-    weight decay once.
+    weight decay once. With `job` (a `cluster.Job`: a worker of a cluster), the variables live on
+    the parameter servers and the optimizer is the job's (synchronous or not); build it under
+    `job.device_setter()`.
 
     Returns:
         (train_op, metrics) with metrics a dict of scalar tensors: loss, cross_entropy,
@@ -96,9 +101,13 @@ def build_train_op(params, images, labels, global_step):
     else:
         raise ValueError("unknown optimizer %r: expected momentum or adam" % params.optimizer)
     optimizer = _loss_scaled(optimizer, params)
+    if job is not None:
+        optimizer = job.wrap_optimizer(optimizer)
     image_splits = tf.split(images, len(devices))
     label_splits = tf.split(labels, len(devices))
-    variable_device = "/cpu:0" if len(devices) > 1 else None
+    # Several towers share variables on the CPU; a worker's go to the parameter servers (the
+    # outer device setter), on their CPU.
+    variable_device = "/cpu:0" if len(devices) > 1 or job is not None else None
     tower_grads, losses, xents, wds, correct = [], [], [], [], []
     for i, device in enumerate(devices):
         placement = _variables_on(variable_device, device) if variable_device else device
@@ -117,9 +126,13 @@ def build_train_op(params, images, labels, global_step):
             xents.append(xent)
             wds.append(wd)
             correct.append(tf.cast(metrics_lib.in_top_k(logits, label_splits[i], 1), tf.float32))
-    grads = _average_gradients(tower_grads)
+    # The gradients are gated on the loss check and the BN updates, not the apply op: a
+    # synchronous optimizer builds its chief's aggregate-and-apply op inside apply_gradients,
+    # and that op must not depend on (and so re-run) a worker's forward pass.
     with tf.control_dependencies(update_ops + losses):
-        train_op = optimizer.apply_gradients(grads, global_step=global_step)
+        grads = [(None if g is None else tf.identity(g), v)
+                 for g, v in _average_gradients(tower_grads)]
+    train_op = optimizer.apply_gradients(grads, global_step=global_step)
     metrics = {"loss": tf.add_n(losses) / len(losses),
                "cross_entropy": tf.add_n(xents) / len(xents),
                "weight_decay": wds[0],
@@ -180,6 +193,7 @@ class ProgressHook(tf1.train.SessionRunHook):
         self._model_dir = model_dir
         self._last = None
         self._step = None
+        self._runs = 0
 
     def begin(self):
         self._step_tensor = tf1.train.get_global_step()
@@ -189,7 +203,8 @@ class ProgressHook(tf1.train.SessionRunHook):
 
     def before_run(self, run_context):
         fetches = {"step": self._step_tensor}
-        if self._step is not None and self._logging_step(self._step + 1):
+        if self._step is not None and (self._logging_step(self._step + 1) or
+                                       self._runs + 1 - self._last[2] >= self._every):
             fetches.update(self._metrics)
             if self._finite is not None:
                 fetches["finite"] = self._finite.flags
@@ -197,28 +212,33 @@ class ProgressHook(tf1.train.SessionRunHook):
 
     def after_run(self, run_context, run_values):
         v = run_values.results
+        # The global step this run made (in a cluster, other workers move it too: the step is
+        # global, images/sec are this process's own).
         step = self._step = int(v["step"]) + 1
+        self._runs += 1
         now = time.time()
         if self._last is None:
-            self._last = (step, now)
+            self._last = (step, now, self._runs)
             return
         if "loss" not in v:
             return
         if "finite" in v:
             self._finite.check(v["finite"], step)
-        last_step, last_time = self._last
+        last_step, last_time, last_runs = self._last
         elapsed = max(now - last_time, 1e-9)
-        rate = (step - last_step) * self._batch_size / elapsed
+        rate = (self._runs - last_runs) * self._batch_size / elapsed
         eta = (self._max_steps - step) * elapsed / max(step - last_step, 1)
         skipped = self._skips.total if self._skips is not None else 0
         logging.info("step %d/%d  loss %.4f  top-1 %.3f  lr %.4g  %.1f images/sec  ETA %s%s",
                      step, self._max_steps, v["loss"], v["top_1"], v["learning_rate"], rate,
                      _hms(eta), "  num_skipped %d" % skipped if skipped else "")
+        self._last = (step, now, self._runs)
+        if not self._model_dir:  # a worker that is not the chief writes no summaries
+            return
         writer = tf1.summary.FileWriterCache.get(self._model_dir)
         writer.add_summary(tf1.Summary(value=[
             tf1.Summary.Value(tag="images_per_sec", simple_value=rate),
             tf1.Summary.Value(tag="num_skipped", simple_value=skipped)]), step)
-        self._last = (step, now)
 
 
 class FiniteState:
@@ -293,7 +313,82 @@ def _write_model_config(params):
                        "labels": labels})
 
 
-def train(params, flags_text=None):
+class _NonRecoveringSession(tf1.train.MonitoredSession):
+    """A MonitoredSession that does not re-create its session on Unavailable/Aborted errors.
+
+    The recovering default retries forever when a parameter server is gone; a worker of a
+    cluster should fail with one line instead (TF's private base takes the switch)."""
+
+    def __init__(self, session_creator, hooks, stop_grace_period_secs):
+        super(tf1.train.MonitoredSession, self).__init__(  # pylint: disable=bad-super-call
+            session_creator, hooks, should_recover=False,
+            stop_grace_period_secs=stop_grace_period_secs)
+
+
+class _WorkerSessionCreator(tf1.train.WorkerSessionCreator):
+    """A non-chief worker's session: it polls for the chief's initialisation every second, not
+    every 30 seconds (TF's default), and gives up after `max_wait_secs` with one line."""
+
+    def _get_session_manager(self):
+        if self._session_manager is None:
+            self._session_manager = tf1.train.SessionManager(
+                local_init_op=self._scaffold.local_init_op,
+                local_init_feed_dict=self._scaffold.local_init_feed_dict,
+                ready_op=self._scaffold.ready_op,
+                ready_for_local_init_op=self._scaffold.ready_for_local_init_op,
+                graph=tf1.get_default_graph(), recovery_wait_secs=1)
+        return self._session_manager
+
+
+def _session(params, scaffold, hooks, job, server):
+    """The training session: MonitoredTrainingSession alone; in a cluster, the chief's (it
+    initialises or restores, saves and writes summaries) or a worker's (waits for the chief)."""
+    if job is None:
+        return tf1.train.MonitoredTrainingSession(
+            checkpoint_dir=params.model_dir, scaffold=scaffold, hooks=hooks,
+            save_checkpoint_steps=None, save_checkpoint_secs=None,
+            save_summaries_steps=params.log_every_n_steps, log_step_count_steps=None,
+            config=run_config.session_config())
+    config = cluster_lib.session_config(job.config, run_config.session_config(),
+                                        job.timeout_secs)
+    if job.is_chief:
+        creator = tf1.train.ChiefSessionCreator(scaffold, master=server.target, config=config,
+                                                checkpoint_dir=params.model_dir)
+        hooks = hooks + [tf1.train.SummarySaverHook(save_steps=params.log_every_n_steps,
+                                                    output_dir=params.model_dir,
+                                                    scaffold=scaffold)]
+    else:
+        creator = _WorkerSessionCreator(scaffold, master=server.target, config=config,
+                                        max_wait_secs=job.timeout_secs)
+    # The grace period is how long closing waits for queue-runner threads; the only one here,
+    # the synchronous chief's, is blocked on the next step's gradients by then.
+    return _NonRecoveringSession(creator, hooks, stop_grace_period_secs=1)
+
+
+@contextlib.contextmanager
+def _closing(sess, job):
+    """`with sess:` (after an error the session closes without running the hooks' `end`, so
+    nothing is saved), except that in a cluster closing after an error waits at most 5 s:
+    closing a session whose parameter server died blocks forever in gRPC."""
+    try:
+        yield sess
+    except BaseException:
+        exc_info = sys.exc_info()
+        if job is None:
+            if sess.__exit__(*exc_info):
+                return  # MonitoredSession swallows OutOfRangeError, as `with` would
+        else:
+            closer = threading.Thread(target=sess.__exit__, args=exc_info, daemon=True)
+            closer.start()
+            closer.join(timeout=5)
+            if closer.is_alive():
+                logging.warning("%s: the session to the cluster did not close within 5 s; left "
+                                "behind", cluster_lib.task_name(job.config))
+        raise
+    sess.__exit__(None, None, None)
+
+
+def train(params, flags_text=None, job=None):
     """Trains until `params.max_steps`, resuming from `model_dir` when it holds a checkpoint.
 
     `flags_text` (a flagfile reproducing the run) is written to `<model_dir>/flags.txt` once the
@@ -302,80 +397,115 @@ def train(params, flags_text=None):
     checkpoint over that many training batches into `<model_dir>/bn_recomputed/` (the paper's
     post-training statistics; see `bn_stats`).
 
+    `job` (a `cluster.Job`) makes this process one worker of a cluster (see `cluster`): worker 0,
+    the chief, does everything above; the others only train (no files written), and every worker
+    tells the parameter servers when it leaves.
+
     Returns:
         The final global step.
 
     Raises:
         ValueError: a flag out of range, or a model_dir that holds a run of another model (then
-            nothing in it is changed).
+            nothing in it is changed); cluster.ClusterError for a cluster that cannot start.
         NanLossError, DivergedError: a non-finite loss or variable; nothing from that step on
             was saved, and the message names the last good checkpoint.
         TrainError: a model_dir that cannot be written, or TensorFlow failed (e.g. a full disk
-            while saving), in one line.
+            while saving, a parameter server that stopped answering), in one line.
         checkpoints.CheckpointError: the latest checkpoint or `init_checkpoint` is unreadable,
             non-finite or does not fit the graph.
         data.DataError: the dataset is missing or unusable.
     """
     params.validate()
-    resumed = _prepare_model_dir(params)
-    if flags_text is not None:
-        fileio.write_text(os.path.join(params.model_dir, FLAGS_FILE), flags_text)
+    chief = job is None or job.is_chief
+    if chief:
+        resumed = _prepare_model_dir(params)
+        if flags_text is not None:
+            fileio.write_text(os.path.join(params.model_dir, FLAGS_FILE), flags_text)
+    else:
+        run_config.check_model_dir(params)
+        resumed = None
+    server = None
+    if job is not None:
+        logging.info("cluster: %s", job.describe(params.batch_size))
+        server = cluster_lib.start_server(job.config, job.variable_update)
     graph = tf.Graph()
-    with graph.as_default():
-        if params.seed is not None:
-            tf1.set_random_seed(params.seed)
+    with graph.as_default(), tf1.device(job.device_setter() if job else None):
+        seed = params.seed
+        if seed is not None:
+            tf1.set_random_seed(seed)
+            if job is not None:  # every worker its own shuffle and augmentation
+                seed += 1000 * job.config.task_index
         global_step = tf1.train.get_or_create_global_step()
         skips = data_lib.SkippedRecords()
-        images, labels, _ = run_config.input_batches(params, training=True, seed=params.seed,
+        images, labels, _ = run_config.input_batches(params, training=True, seed=seed,
                                                      skips=skips)
-        train_op, metrics = build_train_op(params, images, labels, global_step)
+        train_op, metrics = build_train_op(params, images, labels, global_step, job=job)
         for name, tensor in metrics.items():
             tf1.summary.scalar(name, tensor)
         restorer = None
-        if params.init_checkpoint and not resumed:
+        if params.init_checkpoint and not resumed and chief:
             restorer = restore_lib.Restorer(params.init_checkpoint,
                                             exclude_scopes=params.exclude_scopes)
             logging.info("fine-tuning: %s", restorer.summary())
-        elif params.init_checkpoint:
+        elif params.init_checkpoint and chief:
             logging.info("model_dir %s holds a checkpoint: resuming from it, not from "
                          "--init_checkpoint", params.model_dir)
         finite = FiniteState(params.model_dir)
         saver = tf1.train.Saver(max_to_keep=params.keep_checkpoint_max,
                                 save_relative_paths=True)
+        release = job.release_tokens_op() if job else None
         scaffold = tf1.train.Scaffold(
             init_fn=(lambda _, sess: restorer.restore(sess)) if restorer else None, saver=saver)
         hooks = [tf1.train.StopAtStepHook(last_step=params.max_steps),
                  ProgressHook(metrics, params.batch_size, params.max_steps,
-                              params.log_every_n_steps, params.model_dir, finite, skips),
-                 tf1.train.CheckpointSaverHook(params.model_dir,
-                                               save_steps=params.save_checkpoints_steps,
-                                               saver=saver,
-                                               listeners=[_FiniteBeforeSave(finite)])]
-        _write_model_config(params)
+                              params.log_every_n_steps, params.model_dir if chief else None,
+                              finite, skips)]
+        if chief:
+            hooks.append(tf1.train.CheckpointSaverHook(params.model_dir,
+                                                       save_steps=params.save_checkpoints_steps,
+                                                       saver=saver,
+                                                       listeners=[_FiniteBeforeSave(finite)]))
+            _write_model_config(params)
+        hooks += job.hooks() if job else []
         try:
-            with tf1.train.MonitoredTrainingSession(
-                    checkpoint_dir=params.model_dir, scaffold=scaffold, hooks=hooks,
-                    save_checkpoint_steps=None, save_checkpoint_secs=None,
-                    save_summaries_steps=params.log_every_n_steps, log_step_count_steps=None,
-                    config=run_config.session_config()) as sess:
+            with _closing(_session(params, scaffold, hooks, job, server), job) as sess:
                 if resumed:
                     logging.info("resumed from step %d in %s", sess.run(global_step),
                                  params.model_dir)
+                elif job is not None:
+                    logging.info("starting at step %d in %s", sess.run(global_step),
+                                 params.model_dir)
                 while not sess.should_stop():
                     sess.run(train_op)
+                if release is not None:
+                    sess.run_step_fn(lambda step_context: step_context.session.run(release))
         except tf.errors.InvalidArgumentError as e:
             if "non-finite training loss" not in str(e):
                 raise TrainError("training failed: %s" % fileio.error_line(e))
             raise NanLossError(
                 "training loss became NaN or Inf; stopped without saving. Last good "
                 "checkpoint: %s" % (checkpoints.last_finite(params.model_dir) or "none"))
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                tf.errors.AbortedError) as e:
+            if job is None:
+                raise TrainError("training failed (%s) in --model_dir=%s: %s"
+                                 % (type(e).__name__, params.model_dir, fileio.error_line(e)))
+            raise TrainError("%s: lost the cluster (%s: a parameter server or the chief stopped "
+                             "answering within --cluster_timeout_secs=%d): %s"
+                             % (cluster_lib.task_name(job.config), type(e).__name__,
+                                job.timeout_secs, fileio.error_line(e)))
         except tf.errors.OpError as e:
             raise TrainError("training failed (%s) in --model_dir=%s: %s"
                              % (type(e).__name__, params.model_dir, fileio.error_line(e)))
+    if job is not None and job.variable_update == "parameter_server":
+        logging.info("%s: left the training session", cluster_lib.task_name(job.config))
+        cluster_lib.signal_done(job.config, server, timeout_secs=job.timeout_secs)
     if skips.total:
         logging.warning("the input pipeline skipped %d records in %d file%s (logged by file "
                         "above)", skips.total, len(skips.files),
                         "" if len(skips.files) == 1 else "s")
+    if not chief:
+        return _last_step_of(params.model_dir)
     latest = tf.train.latest_checkpoint(params.model_dir)
     step = int(tf.train.load_checkpoint(latest).get_tensor("global_step"))
     if params.recompute_bn_batches and params.dataset == "synthetic":
@@ -384,3 +514,8 @@ def train(params, flags_text=None):
         bn_stats.recompute(params, latest, params.recompute_bn_batches)
     return step
 
+
+def _last_step_of(model_dir):
+    """The global step of the latest checkpoint in model_dir (a worker's view), or None."""
+    latest = tf.train.latest_checkpoint(model_dir)
+    return int(tf.train.load_checkpoint(latest).get_tensor("global_step")) if latest else None

@@ -3,29 +3,55 @@
 
 Resumes from the latest checkpoint in --model_dir; writes --model_dir/flags.txt, a flagfile that
 reproduces the run; TensorBoard summaries in --model_dir. Flags: `resnet_tf1.run_config.RunParams`.
+
+On a cluster (TensorFlow's gRPC runtime; see `resnet_tf1.cluster` and BUILD.md), every task runs
+this script with the same flags plus its role:
+    python scripts/train.py --flagfile=... --job_name=ps --task_index=0 \
+        --ps_hosts=h0:2222 --worker_hosts=h1:2222,h2:2222
+    python scripts/train.py --flagfile=... --job_name=worker --task_index=0 ...   # the chief
+or with TF_CONFIG set instead of the four cluster flags. --batch_size is per worker.
+scripts/launch_local_cluster.py starts such a cluster on this machine.
 """
 
 import os
+import sys
 
 from absl import app, flags, logging
 
-from resnet_tf1 import run_flags, train_lib
+from resnet_tf1 import cluster, run_flags, train_lib
 
 run_flags.define()
+run_flags.define_cluster()
 flags.adopt_module_key_flags(run_flags)  # --helpshort lists them
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
+    config = None
     try:
         params = run_flags.params_from_flags()
+        config, job = run_flags.job_from_flags()
+        if config is not None and config.job_name == "ps":
+            cluster.run_parameter_server(config)
+            return 0
         logging.info("training %s ResNet-%d on %s into %s (flags in %s)", params.variant,
                      params.depth, params.dataset, params.model_dir,
                      os.path.join(params.model_dir, train_lib.FLAGS_FILE))
-        step = train_lib.train(params, flags_text=run_flags.flagfile_text())
+        step = train_lib.train(params, flags_text=run_flags.flagfile_text(), job=job)
     except run_flags.EXPECTED_ERRORS as e:
-        return run_flags.report("train", e)
+        code = run_flags.report("train", e)
+        if config is not None:
+            # A cluster task that failed: TensorFlow's gRPC teardown at interpreter exit can
+            # block on a peer that is gone. The error is reported; end now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
+    if job is not None and not job.is_chief:
+        logging.info("%s done; the chief writes the checkpoints in %s",
+                     cluster.task_name(job.config), params.model_dir)
+        return 0
     logging.info("done at step %d; checkpoints in %s", step, params.model_dir)
     return 0
 

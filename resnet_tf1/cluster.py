@@ -1,0 +1,343 @@
+"""Multi-worker training on TensorFlow's own gRPC runtime (between-graph replication).
+
+The paper-era recipe, unchanged on TF 2.21 through `tf.compat.v1`: every task runs
+`tf.distribute.Server` for its entry of a `ClusterSpec`; parameter servers hold the variables
+(`replica_device_setter` places them round-robin) and only serve; every worker builds the whole
+training graph against its own server, computes gradients on its own batch and sends them to the
+parameter servers: synchronously (`SyncReplicasOptimizer`: one update per step from the average of
+every worker's gradient) or asynchronously (each worker's gradient applied as it arrives). Worker
+0 is the chief: it initialises or restores the variables, and writes checkpoints and summaries.
+
+Where TF's runtime has no answer of its own, this module adds the classic one:
+- Parameter servers cannot be shut down remotely (`Server.join()` never returns). Each one here
+  instead waits on a shared queue for one "done" token per worker (`ps_done_queue`), and exits
+  when all have arrived; every worker enqueues its token when it leaves training.
+- A dead peer is not detected by the runtime: every distributed session has an operation timeout
+  (`--cluster_timeout_secs`), so a worker whose parameter server died fails with one line instead
+  of hanging.
+
+The cluster comes from `--job_name --task_index --ps_hosts --worker_hosts`, or from the
+`TF_CONFIG` environment variable (the convention of Kubernetes / Kubeflow launchers):
+    {"cluster": {"ps": ["host:port", ...], "worker": ["host:port", ...]},
+     "task": {"type": "worker", "index": 0}}
+"""
+
+import collections
+import json
+import os
+import socket
+import time
+
+import tensorflow as tf
+from absl import logging
+
+tf1 = tf.compat.v1
+
+JOBS = ("ps", "worker")
+VARIABLE_UPDATES = ("parameter_server", "collective_all_reduce")
+
+
+class ClusterError(ValueError):
+    """A cluster flag, TF_CONFIG or port that does not work; the message is one line."""
+
+
+# job_name: "ps" or "worker"; task_index: this task; ps_hosts, worker_hosts: tuples of
+# "host:port"; source: where it came from ("flags" or "TF_CONFIG"), for messages.
+ClusterConfig = collections.namedtuple("ClusterConfig", [
+    "job_name", "task_index", "ps_hosts", "worker_hosts", "source"])
+
+
+def _hosts(value, name):
+    hosts = tuple(h.strip() for h in (value or "").split(",") if h.strip())
+    for h in hosts:
+        host, _, port = h.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ClusterError("%s: %r is not host:port" % (name, h))
+    if len(set(hosts)) != len(hosts):
+        raise ClusterError("%s lists a host:port twice: %s" % (name, ",".join(hosts)))
+    return hosts
+
+
+def from_flags(job_name, task_index, ps_hosts, worker_hosts, variable_update="parameter_server",
+               environ=None):
+    """The cluster of this process, or None for single-process training.
+
+    Flags win over TF_CONFIG; TF_CONFIG is read only when --job_name is not given.
+    Raises ClusterError (one line naming the flag or TF_CONFIG) when they do not describe a
+    cluster this task belongs to.
+    """
+    environ = os.environ if environ is None else environ
+    if job_name:
+        config = ClusterConfig(job_name, task_index, _hosts(ps_hosts, "--ps_hosts"),
+                               _hosts(worker_hosts, "--worker_hosts"), "flags")
+        if not config.worker_hosts:
+            raise ClusterError("--job_name=%s needs --worker_hosts (comma-separated host:port "
+                               "of every worker%s)" % (job_name, ", and --ps_hosts" if
+                                                       variable_update == "parameter_server"
+                                                       else ""))
+    elif ps_hosts or worker_hosts:
+        raise ClusterError("--ps_hosts/--worker_hosts need --job_name=ps or worker (and "
+                           "--task_index)")
+    elif environ.get("TF_CONFIG"):
+        config = _from_tf_config(environ["TF_CONFIG"])
+        if config is None:
+            return None
+    else:
+        return None
+    return _check(config, variable_update)
+
+
+def _from_tf_config(text):
+    try:
+        spec = json.loads(text)
+    except ValueError as e:
+        raise ClusterError("TF_CONFIG is not valid JSON (%s): %.80s" % (e, text))
+    if not isinstance(spec, dict) or not isinstance(spec.get("cluster", {}), dict) or \
+            not isinstance(spec.get("task", {}), dict):
+        raise ClusterError('TF_CONFIG: expected {"cluster": {"ps": [...], "worker": [...]}, '
+                           '"task": {"type": "worker", "index": 0}}, got: %.80s' % text)
+    cluster, task = spec.get("cluster", {}), spec.get("task", {})
+    if not cluster:
+        return None  # a TF_CONFIG without a cluster: single-process, as TF itself treats it
+    unknown = sorted(set(cluster) - set(JOBS))
+    if unknown:
+        raise ClusterError("TF_CONFIG: cluster job %s is not supported: expected ps and worker "
+                           "(worker 0 is the chief; no separate 'chief' or 'evaluator' job)"
+                           % ", ".join(repr(u) for u in unknown))
+    for job in JOBS:
+        if not isinstance(cluster.get(job, []), list):
+            raise ClusterError("TF_CONFIG: cluster.%s must be a list of host:port" % job)
+    if task.get("type") not in JOBS:
+        raise ClusterError("TF_CONFIG: task.type must be ps or worker, got %r" % task.get("type"))
+    if not isinstance(task.get("index"), int) or isinstance(task.get("index"), bool):
+        raise ClusterError("TF_CONFIG: task.index must be an integer, got %r"
+                           % (task.get("index"),))
+    return ClusterConfig(task["type"], task["index"],
+                         _hosts(",".join(cluster.get("ps", [])), "TF_CONFIG cluster.ps"),
+                         _hosts(",".join(cluster.get("worker", [])), "TF_CONFIG cluster.worker"),
+                         "TF_CONFIG")
+
+
+def _check(config, variable_update):
+    where = "--task_index" if config.source == "flags" else "TF_CONFIG task.index"
+    hosts = config.ps_hosts if config.job_name == "ps" else config.worker_hosts
+    if config.job_name not in JOBS:
+        raise ClusterError("--job_name=%s: expected ps or worker" % config.job_name)
+    if not 0 <= config.task_index < len(hosts):
+        raise ClusterError("%s=%d is not a %s task: the cluster has %d (%s)"
+                           % (where, config.task_index, config.job_name, len(hosts),
+                              ",".join(hosts) or "none"))
+    if variable_update == "parameter_server" and not config.ps_hosts:
+        raise ClusterError("--variable_update=parameter_server needs at least one parameter "
+                           "server (--ps_hosts or TF_CONFIG cluster.ps)")
+    if variable_update == "collective_all_reduce" and config.job_name == "ps":
+        raise ClusterError("--variable_update=collective_all_reduce has no parameter servers: "
+                           "start workers only")
+    return config
+
+
+def cluster_spec(config, variable_update="parameter_server"):
+    jobs = {"worker": list(config.worker_hosts)}
+    if variable_update == "parameter_server":
+        jobs["ps"] = list(config.ps_hosts)
+    return tf.train.ClusterSpec(jobs)
+
+
+def is_chief(config):
+    return config is None or (config.job_name == "worker" and config.task_index == 0)
+
+
+def task_name(config):
+    return "%s%d" % (config.job_name, config.task_index)
+
+
+def this_host(config):
+    hosts = config.ps_hosts if config.job_name == "ps" else config.worker_hosts
+    return hosts[config.task_index]
+
+
+def _check_port(config):
+    """ClusterError if this task's port is taken (TF's server would abort the process)."""
+    host, _, port = this_host(config).rpartition(":")
+    bind_host = "" if host in ("localhost", "127.0.0.1", "0.0.0.0") else host
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As gRPC does: a port left in TIME_WAIT by a task that just ended (a restarted worker) is
+    # free; one with a listener on it is not.
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((bind_host, int(port)))
+    except OSError as e:
+        raise ClusterError("%s %s: cannot listen on port %s (%s): is another task or program "
+                           "using it?" % (config.job_name, this_host(config), port,
+                                          e.strerror or e))
+    finally:
+        probe.close()
+
+
+def session_config(config, base, timeout_secs):
+    """`base` (a ConfigProto) for a distributed session of this task: it talks to the parameter
+    servers and itself only (`device_filters`: a worker never waits on another worker), and every
+    operation fails after `timeout_secs` instead of hanging on a dead peer."""
+    out = tf1.ConfigProto()
+    out.CopyFrom(base)
+    del out.device_filters[:]
+    if config.job_name == "worker":
+        out.device_filters.extend(["/job:ps", "/job:worker/task:%d" % config.task_index])
+    else:
+        out.device_filters.extend(["/job:ps/task:%d" % config.task_index])
+    out.operation_timeout_in_ms = int(timeout_secs * 1000)
+    return out
+
+
+def start_server(config, variable_update="parameter_server", base_config=None):
+    """This task's `tf.distribute.Server` (started). ClusterError when its port is taken."""
+    _check_port(config)
+    server_config = tf1.ConfigProto()
+    if base_config is not None:
+        server_config.CopyFrom(base_config)
+    if variable_update == "collective_all_reduce":
+        server_config.experimental.collective_group_leader = (
+            "/job:worker/replica:0/task:0")
+    server = tf.distribute.Server(cluster_spec(config, variable_update),
+                                  job_name=config.job_name, task_index=config.task_index,
+                                  config=server_config, start=True)
+    logging.info("%s: server up at %s (%s)", task_name(config), this_host(config), server.target)
+    return server
+
+
+def done_queue(ps_index, num_workers):
+    """The queue on parameter server `ps_index` that each worker puts a token in when it leaves
+    (a shared name: every task's graph refers to the same queue on that server)."""
+    with tf1.device("/job:ps/task:%d" % ps_index):
+        return tf1.FIFOQueue(num_workers, tf.int32, shapes=[], shared_name="done_queue_%d"
+                             % ps_index, name="done_queue_%d" % ps_index)
+
+
+def run_parameter_server(config, timeout_secs=None):
+    """Serves until every worker has put its token into this server's done queue, then returns.
+
+    `timeout_secs` (None: no limit) bounds the wait for the tokens; on expiry it raises
+    ClusterError naming how many workers have not finished.
+    """
+    server = start_server(config)
+    num_workers = len(config.worker_hosts)
+    graph = tf.Graph()
+    with graph.as_default():
+        queue = done_queue(config.task_index, num_workers)
+        take = queue.dequeue()
+    session_cfg = tf1.ConfigProto(device_filters=["/job:ps/task:%d" % config.task_index])
+    start = time.time()
+    with tf1.Session(server.target, graph=graph, config=session_cfg) as sess:
+        for done in range(num_workers):
+            left = None if timeout_secs is None else timeout_secs - (time.time() - start)
+            if left is not None and left <= 0:
+                raise ClusterError("%s: %d of %d workers did not finish within "
+                                   "--cluster_timeout_secs" % (task_name(config),
+                                                               num_workers - done, num_workers))
+            options = tf1.RunOptions(timeout_in_ms=int(left * 1000)) if left else None
+            try:
+                worker = sess.run(take, options=options)
+            except tf.errors.DeadlineExceededError:
+                raise ClusterError("%s: %d of %d workers did not finish within "
+                                   "--cluster_timeout_secs=%d" % (task_name(config),
+                                                                  num_workers - done, num_workers,
+                                                                  timeout_secs))
+            logging.info("%s: worker %d finished (%d of %d)", task_name(config), worker,
+                         done + 1, num_workers)
+    logging.info("%s: every worker has finished; shutting down", task_name(config))
+
+
+def signal_done(config, server, timeout_secs=60):
+    """Puts this worker's token into every parameter server's done queue (its own graph and
+    session: the training session may already be closed)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        ops = [done_queue(i, len(config.worker_hosts)).enqueue(config.task_index)
+               for i in range(len(config.ps_hosts))]
+    session_cfg = tf1.ConfigProto(device_filters=["/job:ps"],
+                                  operation_timeout_in_ms=int(timeout_secs * 1000))
+    start = time.time()
+    with tf1.Session(server.target, graph=graph, config=session_cfg) as sess:
+        sess.run(ops)
+    logging.info("%s: told %d parameter server(s) it is done (%.1f s)", task_name(config),
+                 len(ops), time.time() - start)
+
+
+class Job:
+    """How a worker of a cluster trains: the cluster, the variable update, synchronous or not.
+
+    `variable_update`: "parameter_server" (variables on the PS tasks) or "collective_all_reduce".
+    `sync_replicas`: with parameter servers, average every worker's gradient into one update per
+    step (SyncReplicasOptimizer, no stale gradients: each worker waits for the update before its
+    next step) instead of applying each worker's gradient as it comes.
+    `timeout_secs`: the bound on any one operation of a distributed session (a dead peer).
+    """
+
+    def __init__(self, config, variable_update="parameter_server", sync_replicas=True,
+                 timeout_secs=300):
+        if variable_update not in VARIABLE_UPDATES:
+            raise ClusterError("--variable_update=%s: expected %s"
+                               % (variable_update, " or ".join(VARIABLE_UPDATES)))
+        self.config = config
+        self.variable_update = variable_update
+        self.sync_replicas = sync_replicas
+        self.timeout_secs = timeout_secs
+        self.sync_optimizer = None
+
+    @property
+    def num_workers(self):
+        return len(self.config.worker_hosts)
+
+    @property
+    def is_chief(self):
+        return is_chief(self.config)
+
+    @property
+    def worker_device(self):
+        return "/job:worker/task:%d" % self.config.task_index
+
+    def device_setter(self):
+        """Variables round-robin on the PS tasks, every other op on this worker."""
+        return tf1.train.replica_device_setter(
+            worker_device=self.worker_device, cluster=cluster_spec(self.config))
+
+    def wrap_optimizer(self, optimizer):
+        if not self.sync_replicas:
+            return optimizer
+        self.sync_optimizer = tf1.train.SyncReplicasOptimizer(
+            optimizer, replicas_to_aggregate=self.num_workers,
+            total_num_replicas=self.num_workers)
+        return self.sync_optimizer
+
+    def hooks(self):
+        if self.sync_optimizer is None:
+            return []
+        if self.is_chief:
+            # The chief's queue runner is always blocked waiting for the next step's gradients
+            # when training ends; closing the session cancels it. That is the expected end, not
+            # an error to print a thread traceback for.
+            runner = self.sync_optimizer.get_chief_queue_runner()
+            runner._queue_closed_exception_types = (  # pylint: disable=protected-access
+                tf.errors.OutOfRangeError, tf.errors.CancelledError)
+        # num_tokens=0: no worker starts a step ahead of the last update (lockstep, no stale
+        # gradient is ever computed).
+        return [self.sync_optimizer.make_session_run_hook(self.is_chief, num_tokens=0)]
+
+    def release_tokens_op(self):
+        """Chief, at the end: one token per worker, so that no worker stays blocked waiting for an
+        update that will not come (the classic SyncReplicasOptimizer end-of-training hang)."""
+        if self.sync_optimizer is None or not self.is_chief:
+            return None
+        return self.sync_optimizer.get_init_tokens_op(self.num_workers)
+
+    def describe(self, batch_size):
+        n = self.num_workers
+        if self.sync_replicas:
+            how = ("synchronous: one update per step from the average of %d workers' gradients, "
+                   "so --learning_rate applies to the global batch as given (not scaled)" % n)
+        else:
+            how = ("asynchronous: each worker's gradient is applied as it arrives (the global "
+                   "step counts updates from every worker), at --learning_rate as given")
+        return ("%s of %d workers, %d parameter server(s), %s; global batch %d = %d workers x "
+                "--batch_size=%d; %s" % (task_name(self.config), n, len(self.config.ps_hosts),
+                                         self.variable_update, n * batch_size, n, batch_size, how))
