@@ -26,6 +26,7 @@ import collections
 import json
 import os
 import socket
+import threading
 import time
 
 import tensorflow as tf
@@ -247,13 +248,19 @@ def run_parameter_server(config, timeout_secs=None):
     logging.info("%s: every worker has finished; shutting down", task_name(config))
 
 
+def done_ops(config):
+    """Ops (in the current graph) that put this worker's token into every parameter server's
+    done queue."""
+    return [done_queue(i, len(config.worker_hosts)).enqueue(config.task_index)
+            for i in range(len(config.ps_hosts))]
+
+
 def signal_done(config, server, timeout_secs=60):
     """Puts this worker's token into every parameter server's done queue (its own graph and
-    session: the training session may already be closed)."""
+    session: the chief's training session is closed by then, its last checkpoint written)."""
     graph = tf.Graph()
     with graph.as_default():
-        ops = [done_queue(i, len(config.worker_hosts)).enqueue(config.task_index)
-               for i in range(len(config.ps_hosts))]
+        ops = done_ops(config)
     session_cfg = tf1.ConfigProto(device_filters=["/job:ps"],
                                   operation_timeout_in_ms=int(timeout_secs * 1000))
     start = time.time()
@@ -283,6 +290,8 @@ class Job:
         self.sync_replicas = sync_replicas
         self.timeout_secs = timeout_secs
         self.sync_optimizer = None
+        # Set by the chief's checkpoint saver once the final checkpoint is written.
+        self.final_checkpoint_saved = threading.Event()
 
     @property
     def num_workers(self):

@@ -266,11 +266,19 @@ class FiniteState:
 
 
 class _FiniteBeforeSave(tf1.train.CheckpointSaverListener):
-    def __init__(self, state):
+    """Checks every variable before each save; `ended` (a threading.Event or None) is set once
+    the saver hook's final checkpoint at the end of training is written."""
+
+    def __init__(self, state, ended=None):
         self._state = state
+        self._ended = ended
 
     def before_save(self, session, global_step_value):
         self._state.check(session.run(self._state.flags), global_step_value)
+
+    def end(self, session, global_step_value):
+        if self._ended is not None:
+            self._ended.set()
 
 
 def _hms(seconds):
@@ -368,24 +376,44 @@ def _session(params, scaffold, hooks, job, server):
 @contextlib.contextmanager
 def _closing(sess, job):
     """`with sess:` (after an error the session closes without running the hooks' `end`, so
-    nothing is saved), except that in a cluster closing after an error waits at most 5 s:
-    closing a session whose parameter server died blocks forever in gRPC."""
+    nothing is saved). In a cluster the close waits at most 5 s (the chief's, after its final
+    checkpoint is written): TF's gRPC session close was seen to block for 30-40 s at the end of a
+    job, and forever with a dead peer."""
     try:
         yield sess
     except BaseException:
-        exc_info = sys.exc_info()
         if job is None:
-            if sess.__exit__(*exc_info):
+            if sess.__exit__(*sys.exc_info()):
                 return  # MonitoredSession swallows OutOfRangeError, as `with` would
         else:
-            closer = threading.Thread(target=sess.__exit__, args=exc_info, daemon=True)
-            closer.start()
-            closer.join(timeout=5)
-            if closer.is_alive():
-                logging.warning("%s: the session to the cluster did not close within 5 s; left "
-                                "behind", cluster_lib.task_name(job.config))
+            _bounded_close(sess, sys.exc_info(), job)
         raise
-    sess.__exit__(None, None, None)
+    if job is None:
+        sess.__exit__(None, None, None)
+    else:
+        _bounded_close(sess, (None, None, None), job,
+                       saved=job.final_checkpoint_saved if job.is_chief else None)
+
+
+def _bounded_close(sess, exc_info, job, timeout_secs=5, saved=None):
+    """Closes in a thread; waits for `saved` (the chief's final checkpoint, written by its hooks
+    at close) without a limit but `--cluster_timeout_secs`, then for the rest at most 5 s."""
+    graph = tf1.get_default_graph()
+
+    def close():
+        with graph.as_default():  # the default graph is per thread; the final save needs it
+            sess.__exit__(*exc_info)
+
+    closer = threading.Thread(target=close, daemon=True)
+    closer.start()
+    deadline = time.time() + job.timeout_secs
+    while saved is not None and closer.is_alive() and time.time() < deadline:
+        if saved.wait(timeout=0.2):
+            break
+    closer.join(timeout=timeout_secs)
+    if closer.is_alive():
+        logging.info("%s: closing the cluster session took over %d s; not waiting for it",
+                     cluster_lib.task_name(job.config), timeout_secs)
 
 
 def train(params, flags_text=None, job=None):
@@ -454,6 +482,10 @@ def train(params, flags_text=None, job=None):
         saver = tf1.train.Saver(max_to_keep=params.keep_checkpoint_max,
                                 save_relative_paths=True)
         release = job.release_tokens_op() if job else None
+        # A worker that is not the chief tells the parameter servers it is done from inside its
+        # training session; the chief does it after its last checkpoint (below).
+        leaving = (cluster_lib.done_ops(job.config) if job and not chief
+                   and job.variable_update == "parameter_server" else None)
         scaffold = tf1.train.Scaffold(
             init_fn=(lambda _, sess: restorer.restore(sess)) if restorer else None, saver=saver)
         hooks = [tf1.train.StopAtStepHook(last_step=params.max_steps),
@@ -464,7 +496,9 @@ def train(params, flags_text=None, job=None):
             hooks.append(tf1.train.CheckpointSaverHook(params.model_dir,
                                                        save_steps=params.save_checkpoints_steps,
                                                        saver=saver,
-                                                       listeners=[_FiniteBeforeSave(finite)]))
+                                                       listeners=[_FiniteBeforeSave(
+                                                           finite, job and
+                                                           job.final_checkpoint_saved)]))
             _write_model_config(params)
         hooks += job.hooks() if job else []
         try:
@@ -479,6 +513,10 @@ def train(params, flags_text=None, job=None):
                     sess.run(train_op)
                 if release is not None:
                     sess.run_step_fn(lambda step_context: step_context.session.run(release))
+                if leaving:
+                    sess.run_step_fn(lambda step_context: step_context.session.run(leaving))
+                    logging.info("%s: told the parameter server(s) it is done",
+                                 cluster_lib.task_name(job.config))
         except tf.errors.InvalidArgumentError as e:
             if "non-finite training loss" not in str(e):
                 raise TrainError("training failed: %s" % fileio.error_line(e))
@@ -497,7 +535,7 @@ def train(params, flags_text=None, job=None):
         except tf.errors.OpError as e:
             raise TrainError("training failed (%s) in --model_dir=%s: %s"
                              % (type(e).__name__, params.model_dir, fileio.error_line(e)))
-    if job is not None and job.variable_update == "parameter_server":
+    if job is not None and chief and job.variable_update == "parameter_server":
         logging.info("%s: left the training session", cluster_lib.task_name(job.config))
         cluster_lib.signal_done(job.config, server, timeout_secs=job.timeout_secs)
     if skips.total:

@@ -34,26 +34,30 @@ def main(argv):
         config, job = run_flags.job_from_flags()
         if config is not None and config.job_name == "ps":
             cluster.run_parameter_server(config)
-            return 0
+            return _end(config, 0)
         logging.info("training %s ResNet-%d on %s into %s (flags in %s)", params.variant,
                      params.depth, params.dataset, params.model_dir,
                      os.path.join(params.model_dir, train_lib.FLAGS_FILE))
         step = train_lib.train(params, flags_text=run_flags.flagfile_text(), job=job)
     except run_flags.EXPECTED_ERRORS as e:
-        code = run_flags.report("train", e)
-        if config is not None:
-            # A cluster task that failed: TensorFlow's gRPC teardown at interpreter exit can
-            # block on a peer that is gone. The error is reported; end now.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        return code
+        return _end(config, run_flags.report("train", e))
     if job is not None and not job.is_chief:
         logging.info("%s done; the chief writes the checkpoints in %s",
                      cluster.task_name(job.config), params.model_dir)
-        return 0
-    logging.info("done at step %d; checkpoints in %s", step, params.model_dir)
-    return 0
+    else:
+        logging.info("done at step %d; checkpoints in %s", step, params.model_dir)
+    return _end(config, 0)
+
+
+def _end(config, code):
+    """The exit code; a cluster task ends right here: TensorFlow's gRPC teardown at interpreter
+    exit can block for long on a peer that is gone or busy, and everything is written."""
+    if config is None:
+        return code
+    logging.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
