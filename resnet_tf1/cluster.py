@@ -245,6 +245,8 @@ def run_parameter_server(config, timeout_secs=None):
                                                                   timeout_secs))
             logging.info("%s: worker %d finished (%d of %d)", task_name(config), worker,
                          done + 1, num_workers)
+    # Linger a moment, so that the last worker's enqueue gets its reply before this server goes.
+    time.sleep(2)
     logging.info("%s: every worker has finished; shutting down", task_name(config))
 
 
@@ -264,8 +266,20 @@ def signal_done(config, server, timeout_secs=60):
     session_cfg = tf1.ConfigProto(device_filters=["/job:ps"],
                                   operation_timeout_in_ms=int(timeout_secs * 1000))
     start = time.time()
-    with tf1.Session(server.target, graph=graph, config=session_cfg) as sess:
+    sess = tf1.Session(server.target, graph=graph, config=session_cfg)
+    try:
         sess.run(ops)
+    except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
+            tf.errors.DeadlineExceededError) as e:
+        # A parameter server that has all tokens ends at once and may drop this reply; one that
+        # died earlier cannot be told. Either way this worker's work is written: not an error.
+        logging.warning("%s: could not confirm its done token to the parameter server(s) (%s); "
+                        "they may have ended already", task_name(config), type(e).__name__)
+        return
+    finally:
+        # Closing a session to a server that is going away can block (TF gives up after 30 s);
+        # the process ends right after this, so it is closed in the background.
+        threading.Thread(target=sess.close, daemon=True).start()
     logging.info("%s: told %d parameter server(s) it is done (%.1f s)", task_name(config),
                  len(ops), time.time() - start)
 
