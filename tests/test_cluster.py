@@ -78,11 +78,22 @@ class Tasks:
         self.procs[name].wait(timeout=60)
 
     def close(self):
-        for name, p in self.procs.items():
+        # SIGTERM first: the launcher stops its own tasks (each in its own process group) then.
+        for p in self.procs.values():
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.time() + 20
+        while time.time() < deadline and any(p.poll() is None for p in self.procs.values()):
+            time.sleep(0.2)
+        for p in self.procs.values():
             if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+        for line in _running(str(self.tmp_path)):  # anything else of this test's, whatever it is
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(line[0]), signal.SIGKILL)
 
 
 @pytest.fixture
@@ -95,7 +106,7 @@ def tasks(tmp_path):
 
 
 def _running(pattern):
-    """Command lines of live processes that mention `pattern` (zombies have none)."""
+    """(pid, command line) of live processes that mention `pattern` (zombies have none)."""
     found = []
     for pid in os.listdir("/proc"):
         if pid.isdigit() and int(pid) != os.getpid():
@@ -103,7 +114,7 @@ def _running(pattern):
                 with open("/proc/%s/cmdline" % pid, "rb") as f:
                     args = f.read().replace(b"\0", b" ").decode(errors="replace")
                 if pattern in args:
-                    found.append(args)
+                    found.append((pid, args))
     return found
 
 
