@@ -190,18 +190,12 @@ def session_config(config, base, timeout_secs):
     return out
 
 
-def start_server(config, variable_update="parameter_server", base_config=None):
+def start_server(config, variable_update="parameter_server"):
     """This task's `tf.distribute.Server` (started). ClusterError when its port is taken."""
     _check_port(config)
-    server_config = tf1.ConfigProto()
-    if base_config is not None:
-        server_config.CopyFrom(base_config)
-    if variable_update == "collective_all_reduce":
-        server_config.experimental.collective_group_leader = (
-            "/job:worker/replica:0/task:0")
     server = tf.distribute.Server(cluster_spec(config, variable_update),
                                   job_name=config.job_name, task_index=config.task_index,
-                                  config=server_config, start=True)
+                                  start=True)
     logging.info("%s: server up at %s (%s)", task_name(config), this_host(config), server.target)
     return server
 
@@ -214,35 +208,18 @@ def done_queue(ps_index, num_workers):
                              % ps_index, name="done_queue_%d" % ps_index)
 
 
-def run_parameter_server(config, timeout_secs=None):
+def run_parameter_server(config):
     """Serves until every worker has put its token into this server's done queue, then returns.
-
-    `timeout_secs` (None: no limit) bounds the wait for the tokens; on expiry it raises
-    ClusterError naming how many workers have not finished.
-    """
+    (A worker that never finishes keeps it serving: the launcher or scheduler stops it.)"""
     server = start_server(config)
     num_workers = len(config.worker_hosts)
     graph = tf.Graph()
     with graph.as_default():
-        queue = done_queue(config.task_index, num_workers)
-        take = queue.dequeue()
+        take = done_queue(config.task_index, num_workers).dequeue()
     session_cfg = tf1.ConfigProto(device_filters=["/job:ps/task:%d" % config.task_index])
-    start = time.time()
     with tf1.Session(server.target, graph=graph, config=session_cfg) as sess:
         for done in range(num_workers):
-            left = None if timeout_secs is None else timeout_secs - (time.time() - start)
-            if left is not None and left <= 0:
-                raise ClusterError("%s: %d of %d workers did not finish within "
-                                   "--cluster_timeout_secs" % (task_name(config),
-                                                               num_workers - done, num_workers))
-            options = tf1.RunOptions(timeout_in_ms=int(left * 1000)) if left else None
-            try:
-                worker = sess.run(take, options=options)
-            except tf.errors.DeadlineExceededError:
-                raise ClusterError("%s: %d of %d workers did not finish within "
-                                   "--cluster_timeout_secs=%d" % (task_name(config),
-                                                                  num_workers - done, num_workers,
-                                                                  timeout_secs))
+            worker = sess.run(take)
             logging.info("%s: worker %d finished (%d of %d)", task_name(config), worker,
                          done + 1, num_workers)
     # Linger a moment, so that the last worker's enqueue gets its reply before this server goes.

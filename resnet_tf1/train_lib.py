@@ -430,7 +430,7 @@ def train(params, flags_text=None, job=None):
     tells the parameter servers when it leaves.
 
     Returns:
-        The final global step.
+        The final global step (None for a worker that is not the chief: it writes no checkpoint).
 
     Raises:
         ValueError: a flag out of range, or a model_dir that holds a run of another model (then
@@ -543,7 +543,7 @@ def train(params, flags_text=None, job=None):
                         "above)", skips.total, len(skips.files),
                         "" if len(skips.files) == 1 else "s")
     if not chief:
-        return _last_step_of(params.model_dir)
+        return None
     latest = tf.train.latest_checkpoint(params.model_dir)
     step = int(tf.train.load_checkpoint(latest).get_tensor("global_step"))
     if params.recompute_bn_batches and params.dataset == "synthetic":
@@ -551,9 +551,3 @@ def train(params, flags_text=None, job=None):
     elif params.recompute_bn_batches:
         bn_stats.recompute(params, latest, params.recompute_bn_batches)
     return step
-
-
-def _last_step_of(model_dir):
-    """The global step of the latest checkpoint in model_dir (a worker's view), or None."""
-    latest = tf.train.latest_checkpoint(model_dir)
-    return int(tf.train.load_checkpoint(latest).get_tensor("global_step")) if latest else None

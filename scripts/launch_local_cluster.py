@@ -117,7 +117,7 @@ def _exit_description(code):
 
 
 def launch(train_argv):
-    collective = any(a in ("--variable_update=collective_all_reduce",) for a in train_argv)
+    collective = "--variable_update=collective_all_reduce" in train_argv
     num_ps = FLAGS.num_ps if FLAGS.num_ps is not None else (0 if collective else 1)
     if collective and num_ps:
         raise app.UsageError("--num_ps=%d: --variable_update=collective_all_reduce has no "

@@ -216,7 +216,6 @@ def test_two_synchronous_workers_give_one_workers_update_at_twice_the_batch(tmp_
 
 def test_local_cluster_trains_and_the_chief_checkpoint_evaluates(cifar_dir, tmp_path):
     model_dir = str(tmp_path / "run")
-    start = time.time()
     r = subprocess.run([sys.executable, LAUNCH, "--num_ps=1", "--num_workers=2", "--"]
                        + _train_args(cifar_dir, model_dir, recompute_bn_batches=1),
                        env=_env(), capture_output=True, text=True, timeout=600)
@@ -235,7 +234,6 @@ def test_local_cluster_trains_and_the_chief_checkpoint_evaluates(cifar_dir, tmp_
     assert e.returncode == 0, e.stderr[-3000:]
     metrics = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
     assert metrics["global_step"] == 12 and 0 <= metrics["top_1_accuracy"] <= 1
-    assert time.time() - start < 600
 
 
 def test_a_failing_task_stops_the_cluster(cifar_dir, tmp_path):
