@@ -8,9 +8,18 @@ parameter servers: synchronously (`SyncReplicasOptimizer`: one update per step f
 every worker's gradient) or asynchronously (each worker's gradient applied as it arrives). Worker
 0 is the chief: it initialises or restores the variables, and writes checkpoints and summaries.
 
+The second mode, `--variable_update=collective_all_reduce`, has no parameter servers: every
+worker holds every variable (TF1 graph-mode `MultiWorkerMirroredStrategy`, its initial values
+broadcast from the chief) and the gradients of each step are summed across workers by
+TensorFlow's collective all-reduce (ring, over the same gRPC servers). It is synchronous only.
+Graph mode leaves three things to the caller, done here: the `tf.distribute.Server` is started by
+this module with the strategy's config (which names worker 0 the collective group leader); a dead
+peer is not detected, so the session's operation timeout bounds every collective; and TF's hooks
+must not fetch the global step through its initial value (`Job.global_step_read`).
+
 Where TF's runtime has no answer of its own, this module adds the classic one:
 - Parameter servers cannot be shut down remotely (`Server.join()` never returns). Each one here
-  instead waits on a shared queue for one "done" token per worker (`ps_done_queue`), and exits
+  instead waits on a shared queue for one "done" token per worker (`done_queue`), and exits
   when all have arrived; every worker enqueues its token when it leaves training.
 - A dead peer is not detected by the runtime: every distributed session has an operation timeout
   (`--cluster_timeout_secs`), so a worker whose parameter server died fails with one line instead
@@ -23,6 +32,7 @@ The cluster comes from `--job_name --task_index --ps_hosts --worker_hosts`, or f
 """
 
 import collections
+import contextlib
 import json
 import os
 import socket
@@ -36,6 +46,9 @@ tf1 = tf.compat.v1
 
 JOBS = ("ps", "worker")
 VARIABLE_UPDATES = ("parameter_server", "collective_all_reduce")
+# The graph collection TF's hooks take the global step read from (training_util's
+# GLOBAL_STEP_READ_KEY).
+_GLOBAL_STEP_READ_KEY = "global_step_read_op_cache"
 
 
 class ClusterError(ValueError):
@@ -190,12 +203,15 @@ def session_config(config, base, timeout_secs):
     return out
 
 
-def start_server(config, variable_update="parameter_server"):
-    """This task's `tf.distribute.Server` (started). ClusterError when its port is taken."""
+def start_server(config, variable_update="parameter_server", server_config=None):
+    """This task's `tf.distribute.Server` (started). ClusterError when its port is taken.
+
+    `server_config` (a ConfigProto) is the server's default session config; collective
+    all-reduce needs the strategy's (it names the collective group leader)."""
     _check_port(config)
     server = tf.distribute.Server(cluster_spec(config, variable_update),
                                   job_name=config.job_name, task_index=config.task_index,
-                                  start=True)
+                                  config=server_config, start=True)
     logging.info("%s: server up at %s (%s)", task_name(config), this_host(config), server.target)
     return server
 
@@ -264,7 +280,9 @@ def signal_done(config, server, timeout_secs=60):
 class Job:
     """How a worker of a cluster trains: the cluster, the variable update, synchronous or not.
 
-    `variable_update`: "parameter_server" (variables on the PS tasks) or "collective_all_reduce".
+    `variable_update`: "parameter_server" (variables on the PS tasks) or "collective_all_reduce"
+    (every worker holds every variable; gradients meet in TensorFlow's collective all-reduce,
+    through the graph-mode `MultiWorkerMirroredStrategy`; always synchronous).
     `sync_replicas`: with parameter servers, average every worker's gradient into one update per
     step (SyncReplicasOptimizer, no stale gradients: each worker waits for the update before its
     next step) instead of applying each worker's gradient as it comes.
@@ -276,13 +294,18 @@ class Job:
         if variable_update not in VARIABLE_UPDATES:
             raise ClusterError("--variable_update=%s: expected %s"
                                % (variable_update, " or ".join(VARIABLE_UPDATES)))
+        if variable_update == "collective_all_reduce" and not sync_replicas:
+            raise ClusterError("--nosync_replicas: --variable_update=collective_all_reduce is "
+                               "synchronous only (asynchronous updates need parameter servers)")
         self.config = config
         self.variable_update = variable_update
         self.sync_replicas = sync_replicas
         self.timeout_secs = timeout_secs
         self.sync_optimizer = None
-        # Set by the chief's checkpoint saver once the final checkpoint is written.
-        self.final_checkpoint_saved = threading.Event()
+        self.strategy = None
+        # Set once the training session's hooks have ended (the chief's final checkpoint is
+        # written then).
+        self.hooks_ended = threading.Event()
 
     @property
     def num_workers(self):
@@ -293,8 +316,76 @@ class Job:
         return is_chief(self.config)
 
     @property
+    def collective(self):
+        return self.variable_update == "collective_all_reduce"
+
+    @property
     def worker_device(self):
         return "/job:worker/task:%d" % self.config.task_index
+
+    def build_strategy(self, num_gpus=0):
+        """Collective all-reduce: this worker's `MultiWorkerMirroredStrategy` (TF1 graph mode),
+        with `num_gpus` local replicas (0: one, on the CPU). Call it inside the training graph:
+        built eagerly, the strategy would start a second server of its own."""
+        if not self.collective:
+            return None
+        if tf1.executing_eagerly_outside_functions():
+            raise RuntimeError("Job.build_strategy must be called inside a tf.Graph")
+        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+            cluster_spec(self.config, self.variable_update), task_type="worker",
+            task_id=self.config.task_index, num_accelerators={"GPU": num_gpus},
+            rpc_layer="grpc")
+        self.strategy = tf1.distribute.experimental.MultiWorkerMirroredStrategy(
+            cluster_resolver=resolver)
+        return self.strategy
+
+    def server_config(self):
+        """The server's default session config (collective: the strategy's, which names worker 0
+        the collective group leader; call build_strategy first), or None."""
+        if self.strategy is None:
+            return None
+        return self.strategy.update_config_proto(tf1.ConfigProto())
+
+    def session_config(self, base):
+        """`base` for this worker's distributed session (see the module's `session_config`)."""
+        out = session_config(self.config, base, self.timeout_secs)
+        if self.strategy is not None:
+            # The strategy's device filter (this worker only: collectives do not need the
+            # session to see the peers), group leader and all-reduce rewrite.
+            out = self.strategy.update_config_proto(out)
+        return out
+
+    def global_step_read(self, global_step):
+        """Collective all-reduce: registers this worker's own read of the global step as the
+        graph's cached "global step read" tensor, which TF's hooks (StopAtStepHook,
+        CheckpointSaverHook, SummarySaverHook) fetch on every run they take part in.
+
+        TF's own (`training_util._get_or_create_global_step_read`) takes the variable's
+        initial value when it is not yet initialised, and the initial value of a
+        MultiWorkerMirroredStrategy variable is a collective broadcast from the chief: every
+        run that fetched it would join a broadcast, and the chief's checkpoint and summary runs,
+        which the other workers do not make, would wait for them forever. The variable is
+        always initialised before the first run here (the session creator sees to it)."""
+        graph = tf1.get_default_graph()
+        if self.strategy is None or graph.get_collection(_GLOBAL_STEP_READ_KEY):
+            return
+        with graph.name_scope(None), graph.name_scope(global_step.op.name + "/"):
+            read = tf.identity(global_step.read_value(), name="local_read")
+        graph.add_to_collection(_GLOBAL_STEP_READ_KEY, read)
+
+    @contextlib.contextmanager
+    def scope(self):
+        """The context the training graph is built in: with parameter servers the device setter
+        (variables round-robin on the PS tasks, every other op on this worker); with collective
+        all-reduce the strategy's scope (every variable mirrored on this worker's replicas)."""
+        if self.strategy is not None:
+            with self.strategy.scope(), tf1.variable_creator_scope(_replicated_statistics):
+                yield
+        elif self.collective:
+            raise RuntimeError("Job.scope needs Job.build_strategy first")
+        else:
+            with tf1.device(self.device_setter()):
+                yield
 
     def device_setter(self):
         """Variables round-robin on the PS tasks, every other op on this worker."""
@@ -302,7 +393,7 @@ class Job:
             worker_device=self.worker_device, cluster=cluster_spec(self.config))
 
     def wrap_optimizer(self, optimizer):
-        if not self.sync_replicas:
+        if not self.sync_replicas or self.collective:
             return optimizer
         self.sync_optimizer = tf1.train.SyncReplicasOptimizer(
             optimizer, replicas_to_aggregate=self.num_workers,
@@ -332,7 +423,14 @@ class Job:
 
     def describe(self, batch_size):
         n = self.num_workers
-        if self.sync_replicas:
+        if self.collective:
+            replicas = self.strategy.num_replicas_in_sync if self.strategy else n
+            how = ("synchronous: one update per step from the mean of %d replicas' gradients "
+                   "(TensorFlow's collective all-reduce, no parameter server), so "
+                   "--learning_rate applies to the global batch as given (not scaled); BN "
+                   "normalises each replica's own batch, its moving averages are the mean of "
+                   "the replicas'" % replicas)
+        elif self.sync_replicas:
             how = ("synchronous: one update per step from the average of %d workers' gradients, "
                    "so --learning_rate applies to the global batch as given (not scaled)" % n)
         else:
@@ -341,3 +439,19 @@ class Job:
         return ("%s of %d workers, %d parameter server(s), %s; global batch %d = %d workers x "
                 "--batch_size=%d; %s" % (task_name(self.config), n, len(self.config.ps_hosts),
                                          self.variable_update, n * batch_size, n, batch_size, how))
+
+
+def _replicated_statistics(next_creator, **kwargs):
+    """Variable creator (collective all-reduce): a variable that is not trained but updated in
+    every replica (BN moving averages, the BN update count) gets an aggregation, so that each
+    update is the mean of the replicas' (the count: the first replica's) and every worker's copy
+    stays the same. Without one, each replica would update only its own copy: the workers'
+    statistics would drift apart and the chief's checkpoint would hold its own alone."""
+    aggregation = kwargs.get("aggregation")
+    if not kwargs.get("trainable", True) and aggregation in (None, tf.VariableAggregation.NONE):
+        dtype = kwargs.get("dtype")
+        if dtype is not None and tf.as_dtype(dtype).is_integer:
+            kwargs["aggregation"] = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        elif dtype is not None and tf.as_dtype(dtype).is_floating:
+            kwargs["aggregation"] = tf.VariableAggregation.MEAN
+    return next_creator(**kwargs)

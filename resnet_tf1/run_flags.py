@@ -55,7 +55,10 @@ def define_cluster():
                       "the average of every worker's gradient); --nosync_replicas: each worker's "
                       "gradient is applied as it arrives.")
     flags.DEFINE_enum("variable_update", "parameter_server", list(cluster_lib.VARIABLE_UPDATES),
-                      "Cluster: where variables live and how gradients meet.")
+                      "Cluster: where variables live and how gradients meet: parameter_server "
+                      "(variables on the --ps_hosts tasks) or collective_all_reduce (every "
+                      "worker holds all variables; gradients meet in TensorFlow's collective "
+                      "all-reduce; synchronous only; no parameter servers).")
     flags.DEFINE_integer("cluster_timeout_secs", 300, "Cluster: how long any one operation may "
                          "wait on another task (a dead parameter server or chief) before this "
                          "task fails; also the non-chief workers' wait for the chief.",
@@ -65,9 +68,6 @@ def define_cluster():
 def job_from_flags():
     """(cluster.ClusterConfig or None, cluster.Job or None) from the cluster flags / TF_CONFIG;
     cluster.ClusterError (one line) when they do not describe a cluster."""
-    if FLAGS.variable_update == "collective_all_reduce":
-        raise cluster_lib.ClusterError("--variable_update=collective_all_reduce is not available "
-                                       "yet: use --variable_update=parameter_server")
     config = cluster_lib.from_flags(FLAGS.job_name, FLAGS.task_index, FLAGS.ps_hosts,
                                     FLAGS.worker_hosts, FLAGS.variable_update)
     if config is None:

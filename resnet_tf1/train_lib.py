@@ -74,6 +74,11 @@ def _variables_on(variable_device, compute_device):
     return fn
 
 
+def _local_gpus(params):
+    """How many GPUs this process trains on (0: the CPU)."""
+    return sum("gpu" in d.lower() for d in run_config.tower_devices(params))
+
+
 def build_train_op(params, images, labels, global_step, job=None):
     """Towers with shared variables and averaged gradients (the classic TF1 multi-GPU pattern).
 
@@ -87,6 +92,8 @@ def build_train_op(params, images, labels, global_step, job=None):
         (train_op, metrics) with metrics a dict of scalar tensors: loss, cross_entropy,
         weight_decay, top_1, learning_rate.
     """
+    if job is not None and job.strategy is not None:
+        return _build_collective_train_op(params, images, labels, global_step, job)
     devices = run_config.tower_devices(params)
     if params.batch_size % len(devices):
         raise ValueError("--batch_size=%d does not split evenly across %d towers"
@@ -94,15 +101,7 @@ def build_train_op(params, images, labels, global_step, job=None):
     model = run_config.build_model(params)
     scope = model.resolve(params.resolved_image_size())["scope"]
     lr = learning_rate_schedule(params, global_step)
-    if params.optimizer == "momentum":
-        optimizer = tf1.train.MomentumOptimizer(lr, params.momentum)
-    elif params.optimizer == "adam":
-        optimizer = tf1.train.AdamOptimizer(lr)
-    else:
-        raise ValueError("unknown optimizer %r: expected momentum or adam" % params.optimizer)
-    optimizer = _loss_scaled(optimizer, params)
-    if job is not None:
-        optimizer = job.wrap_optimizer(optimizer)
+    optimizer = _optimizer(params, lr, job)
     image_splits = tf.split(images, len(devices))
     label_splits = tf.split(labels, len(devices))
     # Several towers share variables on the CPU; a worker's go to the parameter servers (the
@@ -139,6 +138,69 @@ def build_train_op(params, images, labels, global_step, job=None):
                "top_1": tf.reduce_mean(tf.concat(correct, 0)),
                "learning_rate": lr}
     return train_op, metrics
+
+
+def _optimizer(params, lr, job=None):
+    if params.optimizer == "momentum":
+        optimizer = tf1.train.MomentumOptimizer(lr, params.momentum)
+    elif params.optimizer == "adam":
+        optimizer = tf1.train.AdamOptimizer(lr)
+    else:
+        raise ValueError("unknown optimizer %r: expected momentum or adam" % params.optimizer)
+    optimizer = _loss_scaled(optimizer, params)
+    if job is not None:
+        optimizer = job.wrap_optimizer(optimizer)
+    return optimizer
+
+
+def _build_collective_train_op(params, images, labels, global_step, job):
+    """build_train_op for collective all-reduce (inside `job.scope()`): the strategy's replicas
+    are the towers (one per local GPU, else one on the CPU; every worker's count the same), each
+    builds the model on its share of this worker's batch, and the optimizer's apply sums the
+    replicas' gradients across workers with TensorFlow's collective all-reduce.
+
+    The TF1 optimizer sums (it scales a loss only under Estimator), so each replica's loss is
+    divided by the number of replicas in sync: the update is the mean gradient over the global
+    batch, as with towers and with parameter servers. The metrics are this worker's own (the
+    mean over its replicas): fetching them never waits on another worker.
+    """
+    strategy = job.strategy
+    replicas = strategy.num_replicas_in_sync
+    local = replicas // job.num_workers
+    if params.batch_size % local:
+        raise ValueError("--batch_size=%d does not split evenly across %d replicas per worker"
+                         % (params.batch_size, local))
+    model = run_config.build_model(params)
+    scope = model.resolve(params.resolved_image_size())["scope"]
+    lr = learning_rate_schedule(params, global_step)
+    optimizer = _optimizer(params, lr, job)
+    image_splits, label_splits = tf.split(images, local), tf.split(labels, local)
+
+    def replica_step():
+        # This worker's replicas are consecutive in the sync group: its share of the batch.
+        replica = tf.get_static_value(tf.distribute.get_replica_context().replica_id_in_sync_group)
+        replica_images, replica_labels = image_splits[replica % local], label_splits[replica % local]
+        with tf1.name_scope("tower") as name_scope:
+            logits, _ = model(replica_images, is_training=True)
+            xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=replica_labels, logits=logits))
+            wd = model_lib.weight_decay_loss(params.weight_decay, scope=scope + "/")
+            loss = tf.debugging.check_numerics(xent + wd, "non-finite training loss")
+            update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, name_scope)
+            grads = optimizer.compute_gradients(loss / replicas,
+                                                var_list=tf1.trainable_variables(scope + "/"))
+        with tf.control_dependencies(update_ops + [loss]):
+            grads = [(None if g is None else tf.identity(g), v) for g, v in grads]
+        train_op = optimizer.apply_gradients(grads, global_step=global_step)
+        correct = tf.cast(metrics_lib.in_top_k(logits, replica_labels, 1), tf.float32)
+        return train_op, {"loss": loss, "cross_entropy": xent, "weight_decay": wd,
+                          "top_1": tf.reduce_mean(correct)}
+
+    train_op, per_replica = strategy.extended.call_for_each_replica(replica_step)
+    metrics = {name: tf.add_n(list(strategy.experimental_local_results(value))) / local
+               for name, value in per_replica.items()}
+    metrics["learning_rate"] = lr
+    return strategy.group(train_op), metrics
 
 
 def loss_scale(params):
@@ -266,19 +328,25 @@ class FiniteState:
 
 
 class _FiniteBeforeSave(tf1.train.CheckpointSaverListener):
-    """Checks every variable before each save; `ended` (a threading.Event or None) is set once
-    the saver hook's final checkpoint at the end of training is written."""
+    """Checks every variable before each save."""
 
-    def __init__(self, state, ended=None):
+    def __init__(self, state):
         self._state = state
-        self._ended = ended
 
     def before_save(self, session, global_step_value):
         self._state.check(session.run(self._state.flags), global_step_value)
 
-    def end(self, session, global_step_value):
-        if self._ended is not None:
-            self._ended.set()
+
+class _EndedHook(tf1.train.SessionRunHook):
+    """The last hook of a cluster session: sets `event` once every hook's `end` has run (the
+    chief's final checkpoint is written and its summaries flushed), so that the close does not
+    have to be waited for past that point."""
+
+    def __init__(self, event):
+        self._event = event
+
+    def end(self, session):
+        self._event.set()
 
 
 def _hms(seconds):
@@ -357,28 +425,31 @@ def _session(params, scaffold, hooks, job, server):
             save_checkpoint_steps=None, save_checkpoint_secs=None,
             save_summaries_steps=params.log_every_n_steps, log_step_count_steps=None,
             config=run_config.session_config())
-    config = cluster_lib.session_config(job.config, run_config.session_config(),
-                                        job.timeout_secs)
-    if job.is_chief:
+    config = job.session_config(run_config.session_config())
+    if job.is_chief or job.collective:
+        # Collective all-reduce: every worker initialises (the initial values are broadcast
+        # from the chief) or restores its own copy; only the chief writes summaries.
         creator = tf1.train.ChiefSessionCreator(scaffold, master=server.target, config=config,
                                                 checkpoint_dir=params.model_dir)
-        hooks = hooks + [tf1.train.SummarySaverHook(save_steps=params.log_every_n_steps,
-                                                    output_dir=params.model_dir,
-                                                    scaffold=scaffold)]
+        if job.is_chief:
+            hooks = hooks + [tf1.train.SummarySaverHook(save_steps=params.log_every_n_steps,
+                                                        output_dir=params.model_dir,
+                                                        scaffold=scaffold)]
     else:
         creator = _WorkerSessionCreator(scaffold, master=server.target, config=config,
                                         max_wait_secs=job.timeout_secs)
     # The grace period is how long closing waits for queue-runner threads; the only one here,
     # the synchronous chief's, is blocked on the next step's gradients by then.
-    return _NonRecoveringSession(creator, hooks, stop_grace_period_secs=1)
+    return _NonRecoveringSession(creator, hooks + [_EndedHook(job.hooks_ended)],
+                                 stop_grace_period_secs=1)
 
 
 @contextlib.contextmanager
 def _closing(sess, job):
     """`with sess:` (after an error the session closes without running the hooks' `end`, so
-    nothing is saved). In a cluster the close waits at most 5 s (the chief's, after its final
-    checkpoint is written): TF's gRPC session close was seen to block for 30-40 s at the end of a
-    job, and forever with a dead peer."""
+    nothing is saved). In a cluster the close is waited for until every hook's `end` has run (the
+    chief's final checkpoint and summaries), then at most 1 s more: TF's gRPC session close was
+    seen to block for 30-40 s at the end of a job, and forever with a dead peer."""
     try:
         yield sess
     except BaseException:
@@ -391,13 +462,12 @@ def _closing(sess, job):
     if job is None:
         sess.__exit__(None, None, None)
     else:
-        _bounded_close(sess, (None, None, None), job,
-                       saved=job.final_checkpoint_saved if job.is_chief else None)
+        _bounded_close(sess, (None, None, None), job, timeout_secs=1, ended=job.hooks_ended)
 
 
-def _bounded_close(sess, exc_info, job, timeout_secs=5, saved=None):
-    """Closes in a thread; waits for `saved` (the chief's final checkpoint, written by its hooks
-    at close) without a limit but `--cluster_timeout_secs`, then for the rest at most 5 s."""
+def _bounded_close(sess, exc_info, job, timeout_secs=5, ended=None):
+    """Closes in a thread; waits for `ended` (set when the hooks' `end` has run: the chief's
+    final checkpoint) up to `--cluster_timeout_secs`, then for the rest `timeout_secs`."""
     graph = tf1.get_default_graph()
 
     def close():
@@ -407,8 +477,8 @@ def _bounded_close(sess, exc_info, job, timeout_secs=5, saved=None):
     closer = threading.Thread(target=close, daemon=True)
     closer.start()
     deadline = time.time() + job.timeout_secs
-    while saved is not None and closer.is_alive() and time.time() < deadline:
-        if saved.wait(timeout=0.2):
+    while ended is not None and closer.is_alive() and time.time() < deadline:
+        if ended.wait(timeout=0.2):
             break
     closer.join(timeout=timeout_secs)
     if closer.is_alive():
@@ -452,18 +522,26 @@ def train(params, flags_text=None, job=None):
     else:
         run_config.check_model_dir(params)
         resumed = None
+    if job is not None and job.collective and not chief:
+        # Every worker of a collective job initialises or restores its own copy (the
+        # initial values are broadcast from the chief); model_dir must be shared with it.
+        resumed = tf.train.latest_checkpoint(params.model_dir)
     server = None
-    if job is not None:
-        logging.info("cluster: %s", job.describe(params.batch_size))
-        server = cluster_lib.start_server(job.config, job.variable_update)
     graph = tf.Graph()
-    with graph.as_default(), tf1.device(job.device_setter() if job else None):
+    if job is not None:
+        with graph.as_default():
+            job.build_strategy(_local_gpus(params))
+        logging.info("cluster: %s", job.describe(params.batch_size))
+        server = cluster_lib.start_server(job.config, job.variable_update, job.server_config())
+    with graph.as_default(), (job.scope() if job else contextlib.nullcontext()):
         seed = params.seed
         if seed is not None:
             tf1.set_random_seed(seed)
             if job is not None:  # every worker its own shuffle and augmentation
                 seed += 1000 * job.config.task_index
         global_step = tf1.train.get_or_create_global_step()
+        if job is not None:
+            job.global_step_read(global_step)
         skips = data_lib.SkippedRecords()
         images, labels, _ = run_config.input_batches(params, training=True, seed=seed,
                                                      skips=skips)
@@ -471,11 +549,13 @@ def train(params, flags_text=None, job=None):
         for name, tensor in metrics.items():
             tf1.summary.scalar(name, tensor)
         restorer = None
-        if params.init_checkpoint and not resumed and chief:
+        # Collective all-reduce: every worker restores (each holds its own copy).
+        initialises = chief or job.collective
+        if params.init_checkpoint and not resumed and initialises:
             restorer = restore_lib.Restorer(params.init_checkpoint,
                                             exclude_scopes=params.exclude_scopes)
             logging.info("fine-tuning: %s", restorer.summary())
-        elif params.init_checkpoint and chief:
+        elif params.init_checkpoint and initialises:
             logging.info("model_dir %s holds a checkpoint: resuming from it, not from "
                          "--init_checkpoint", params.model_dir)
         finite = FiniteState(params.model_dir)
@@ -496,9 +576,7 @@ def train(params, flags_text=None, job=None):
             hooks.append(tf1.train.CheckpointSaverHook(params.model_dir,
                                                        save_steps=params.save_checkpoints_steps,
                                                        saver=saver,
-                                                       listeners=[_FiniteBeforeSave(
-                                                           finite, job and
-                                                           job.final_checkpoint_saved)]))
+                                                       listeners=[_FiniteBeforeSave(finite)]))
             _write_model_config(params)
         hooks += job.hooks() if job else []
         try:
@@ -528,14 +606,15 @@ def train(params, flags_text=None, job=None):
             if job is None:
                 raise TrainError("training failed (%s) in --model_dir=%s: %s"
                                  % (type(e).__name__, params.model_dir, fileio.error_line(e)))
-            raise TrainError("%s: lost the cluster (%s: a parameter server or the chief stopped "
-                             "answering within --cluster_timeout_secs=%d): %s"
-                             % (cluster_lib.task_name(job.config), type(e).__name__,
+            peer = ("another worker" if job.collective else "a parameter server or the chief")
+            raise TrainError("%s: lost the cluster (%s: %s stopped answering within "
+                             "--cluster_timeout_secs=%d): %s"
+                             % (cluster_lib.task_name(job.config), type(e).__name__, peer,
                                 job.timeout_secs, fileio.error_line(e)))
         except tf.errors.OpError as e:
             raise TrainError("training failed (%s) in --model_dir=%s: %s"
                              % (type(e).__name__, params.model_dir, fileio.error_line(e)))
-    if job is not None and chief and job.variable_update == "parameter_server":
+    if job is not None and chief and not job.collective:
         logging.info("%s: left the training session", cluster_lib.task_name(job.config))
         cluster_lib.signal_done(job.config, server, timeout_secs=job.timeout_secs)
     if skips.total:

@@ -10,6 +10,7 @@ this script with the same flags plus its role:
         --ps_hosts=h0:2222 --worker_hosts=h1:2222,h2:2222
     python scripts/train.py --flagfile=... --job_name=worker --task_index=0 ...   # the chief
 or with TF_CONFIG set instead of the four cluster flags. --batch_size is per worker.
+--variable_update=collective_all_reduce needs no parameter servers (workers only).
 scripts/launch_local_cluster.py starts such a cluster on this machine.
 """
 

@@ -4,6 +4,7 @@ in its own process group, bounded in time and killed in `finally` whatever the t
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -212,6 +213,44 @@ def test_two_synchronous_workers_give_one_workers_update_at_twice_the_batch(tmp_
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=name)
 
 
+def test_two_collective_workers_give_one_workers_update_at_twice_the_batch(tmp_path):
+    rng = np.random.RandomState(0)
+    half = rng.normal(0, 50, (4, 32, 32, 3)).astype(np.float32)
+    labels = rng.randint(0, 10, 4).astype(np.int32)
+    out = str(tmp_path / "collective")
+    np.savez(out + ".in.npz", images=half, labels=labels)
+    ports = ",".join(str(p) for p in _ports(2))
+    script = os.path.join(ROOT, "tests", "cluster_collective_step.py")
+    procs = [subprocess.Popen([sys.executable, script, out, ports, str(tmp_path / "run"), str(i)],
+                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, start_new_session=True) for i in (0, 1)]
+    try:
+        logs = [p.communicate(timeout=400)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    chief, other = dict(np.load(out + ".npz")), dict(np.load(out + ".worker1.npz"))
+    # Every worker holds the same variables after the step (weights, BN statistics, step).
+    assert set(chief) == set(other)
+    for name in chief:
+        np.testing.assert_array_equal(other[name], chief[name], err_msg=name)
+    single = test_training._one_step(1, np.concatenate([half, half]),
+                                     np.concatenate([labels, labels]))
+    assert int(chief.pop("global_step")) == 1 == int(single.pop("global_step"))
+    # One BN update per step: the moving averages move by the mean of the workers' statistics.
+    assert int(chief.pop("cifar_resnet20/bn_update_count")) == 1
+    single.pop("cifar_resnet20/bn_update_count")
+    assert set(chief) == set(single)
+    for name, a in single.items():
+        b = chief[name]
+        if name.endswith("moving_variance"):  # unbiased variance: n / (n - 1) of each batch
+            n = 8 * test_training._spatial(name)
+            a, b = a * (n - 1) / n, b * (n // 2 - 1) / (n // 2)
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
 # ---- the launcher -----------------------------------------------------------------------------
 
 def test_local_cluster_trains_and_the_chief_checkpoint_evaluates(cifar_dir, tmp_path):
@@ -234,6 +273,41 @@ def test_local_cluster_trains_and_the_chief_checkpoint_evaluates(cifar_dir, tmp_
     assert e.returncode == 0, e.stderr[-3000:]
     metrics = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
     assert metrics["global_step"] == 12 and 0 <= metrics["top_1_accuracy"] <= 1
+
+
+def test_collective_all_reduce_trains_resumes_and_the_chief_checkpoint_evaluates(cifar_dir,
+                                                                                tmp_path):
+    model_dir = str(tmp_path / "run")
+    args = _train_args(cifar_dir, model_dir, variable_update="collective_all_reduce")
+    r = subprocess.run([sys.executable, LAUNCH, "--num_workers=2", "--"] + args, env=_env(),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert "0 parameter server(s)" in r.stdout and "collective_all_reduce" in r.stdout
+    assert "global batch 8 = 2 workers x --batch_size=4" in r.stdout
+    assert _step(model_dir) == 12
+    assert not _running(model_dir), "a task outlived the launcher"
+    e = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"),
+                        "--dataset=cifar10", "--data_dir=" + cifar_dir, "--model_dir=" + model_dir,
+                        "--depth=8", "--batch_size=50"], env=_env(), capture_output=True,
+                       text=True, timeout=300)
+    assert e.returncode == 0, e.stderr[-3000:]
+    metrics = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
+    assert metrics["global_step"] == 12 and 0 <= metrics["top_1_accuracy"] <= 1
+    # A full restart: both workers restore the chief's last checkpoint and go on from step 12.
+    r = subprocess.run([sys.executable, LAUNCH, "--num_workers=2", "--"]
+                       + [a for a in args if not a.startswith("--max_steps")]
+                       + ["--max_steps=16"], env=_env(), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-4000:]
+    assert "[worker0] " in r.stdout and "resumed from step 12" in r.stdout
+    assert r.stdout.count("resumed from step 12") == 2  # the chief and worker 1
+    assert _step(model_dir) == 16
+
+
+def test_collective_all_reduce_refuses_asynchronous_updates():
+    with pytest.raises(cluster.ClusterError, match="--nosync_replicas: .*synchronous only"):
+        cluster.Job(cluster.ClusterConfig("worker", 0, (), ("a:1", "b:1"), "flags"),
+                    "collective_all_reduce", sync_replicas=False)
 
 
 def test_a_failing_task_stops_the_cluster(cifar_dir, tmp_path):
@@ -299,4 +373,25 @@ def test_a_killed_parameter_server_fails_the_workers_in_bounded_time(cifar_dir, 
         assert tasks.procs[name].wait(timeout=120) == 1
         last = tasks.output(name).strip().splitlines()[-1]
         assert last.startswith("train: error: %s: lost the cluster" % name), last
+    assert time.time() - killed < 90
+
+
+def test_a_killed_collective_worker_fails_the_other_in_bounded_time(cifar_dir, tmp_path, tasks):
+    """In graph mode nothing watches the peers of a collective all-reduce: the session's
+    operation timeout turns a dead worker into one line instead of a hang."""
+    model_dir = str(tmp_path / "run")
+    ports = _ports(2)
+    args = (_train_args(cifar_dir, model_dir, max_steps=100000,
+                        variable_update="collective_all_reduce")
+            + ["--worker_hosts=127.0.0.1:%d,127.0.0.1:%d" % tuple(ports),
+               "--cluster_timeout_secs=30"])
+    tasks.start("worker0", [TRAIN] + args + ["--job_name=worker", "--task_index=0"])
+    tasks.start("worker1", [TRAIN] + args + ["--job_name=worker", "--task_index=1"])
+    tasks.wait_for("worker0", "step 4/100000")
+    tasks.kill("worker1")
+    killed = time.time()
+    assert tasks.procs["worker0"].wait(timeout=120) == 1
+    last = tasks.output("worker0").strip().splitlines()[-1]
+    assert re.match(r"train: error: worker0: lost the cluster \((Unavailable|DeadlineExceeded)"
+                    r"Error: another worker stopped answering", last), last
     assert time.time() - killed < 90
