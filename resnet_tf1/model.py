@@ -48,8 +48,9 @@ Stage = collections.namedtuple("Stage", ["scope", "base_depth", "stride"])
 #   stride_1x1, stride_3x3: where it is applied (bottleneck: first 1x1 / the 3x3; basic: None /
 #                     the first 3x3)
 #   projection:       the shortcut is a 1x1 conv + BN (scope "<unit>/shortcut")
-#   shortcut:         "projection", "identity", "subsample" (strided identity) or "zero_pad"
-#                     (option A: subsampled identity with zero channels appended)
+#   shortcut:         "projection", "identity", "subsample" (strided identity), "zero_pad"
+#                     (option A: subsampled identity with zero channels appended) or "none"
+#                     (a plain net: no shortcut, no addition)
 Unit = collections.namedtuple("Unit", [
     "scope", "stage", "index", "kind", "depth_in", "depth_bottleneck", "depth_out", "stride",
     "stride_1x1", "stride_3x3", "projection", "shortcut"])
@@ -86,7 +87,7 @@ BASIC_DEPTHS = (18, 34)
 
 VARIANTS = ("paper", "v1.5", "slim")
 ARCHITECTURES = ("imagenet", "cifar")
-SHORTCUTS = ("A", "B", "C")
+SHORTCUTS = ("A", "B", "C", "none")
 STEMS = ("imagenet", "cifar")
 POOL_PADDINGS = ("SAME", "VALID", "symmetric")
 DATA_FORMATS = ("NHWC", "NCHW")
@@ -127,7 +128,9 @@ class ResNet:
             ImageNet depths, and for depth 50 (= 6*8+2) only when the input is 32x32.
         shortcut: the paper's option "A" (identity, zero-padded channels), "B" (projection where
             the shape changes) or "C" (projection everywhere). None: "A" for CIFAR, "B" for
-            ImageNet.
+            ImageNet. "none": the paper's *plain* net of that depth (Fig. 3 middle, Table 2,
+            Fig. 6): the same layers and variable names, no shortcut additions; its parameters
+            are option A's.
         stem: "imagenet" (7x7/2 conv + 3x3/2 max-pool) or "cifar" (3x3/1 conv, no pool: the CIFAR
             nets of the paper, and the CIFAR ResNet-18 of seed article 002 when combined with an
             ImageNet depth). None follows the architecture.
@@ -291,7 +294,9 @@ class ResNet:
                     stride_1x1, stride_3x3 = stride, 1
                 else:
                     stride_1x1, stride_3x3 = 1, stride
-                if projection:
+                if r["shortcut"] == "none":
+                    shortcut = "none"
+                elif projection:
                     shortcut = "projection"
                 elif depth_in != depth_out:
                     shortcut = "zero_pad"
@@ -441,7 +446,7 @@ class ResNet:
             res = self._conv_bn(net, unit.depth_bottleneck, 1, unit.stride_1x1, "conv1")
             res = self._conv_bn(res, unit.depth_bottleneck, 3, unit.stride_3x3, "conv2")
             res = self._conv_bn(res, unit.depth_out, 1, 1, "conv3", relu=False)
-            return tf.nn.relu(short + res)
+            return tf.nn.relu(res if short is None else short + res)
 
     def _basic(self, net, unit):
         """3x3 -> 3x3 basic unit (the paper's Fig. 5, left)."""
@@ -449,9 +454,12 @@ class ResNet:
             short = self._shortcut(net, unit)
             res = self._conv_bn(net, unit.depth_out, 3, unit.stride_3x3, "conv1")
             res = self._conv_bn(res, unit.depth_out, 3, 1, "conv2", relu=False)
-            return tf.nn.relu(short + res)
+            return tf.nn.relu(res if short is None else short + res)
 
     def _shortcut(self, net, unit):
+        """The unit's shortcut branch, or None for a plain net's unit (no addition)."""
+        if unit.shortcut == "none":
+            return None
         if unit.projection:
             return self._conv_bn(net, unit.depth_out, 1, unit.stride, "shortcut", relu=False)
         if unit.stride > 1:

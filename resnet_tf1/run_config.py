@@ -52,6 +52,10 @@ class RunParams:
     variant: str = _flag("paper", "Where downsampling units stride.", choices=model_lib.VARIANTS)
     stem: str = _flag(None, "Stem override: 'cifar' (3x3, no pool) on an ImageNet depth gives the "
                       "seed-002 CIFAR ResNet-18.", choices=model_lib.STEMS)
+    shortcut: str = _flag(None, "Shortcut option: the paper's A (zero-padded identity; CIFAR "
+                          "default), B (projection where the shape changes; ImageNet default), "
+                          "C (projection everywhere), or none (the paper's plain net).",
+                          choices=model_lib.SHORTCUTS)
     dtype: str = _flag("float32", "Compute dtype (variables stay float32; BN statistics, the "
                        "loss and the softmax in float32).",
                        choices=("float32", "bfloat16", "float16"))
@@ -156,7 +160,7 @@ class RunParams:
 
 # The model arguments that make a run's checkpoints what they are; dtype, data_format and
 # bn_decay can change between sessions of one run.
-_IDENTITY = ("depth", "num_classes", "variant", "stem")
+_IDENTITY = ("depth", "num_classes", "variant", "stem", "shortcut")
 MODEL_CONFIG = "model_config.json"
 
 
@@ -164,8 +168,9 @@ def describe_model(kwargs):
     """'a depth-20 CIFAR ResNet' (+ the non-default variant / stem / classes)."""
     model = model_lib.ResNet(**{k: kwargs.get(k) for k in _IDENTITY if kwargs.get(k) is not None})
     r = model.resolve(32 if model.default_image_size() == 32 else 224)
-    text = "a depth-%d %s ResNet" % (model.depth, "CIFAR" if r["architecture"] == "cifar"
-                                     else "ImageNet")
+    text = "a depth-%d %s %s" % (model.depth, "CIFAR" if r["architecture"] == "cifar"
+                                 else "ImageNet", "plain net" if r["shortcut"] == "none"
+                                 else "ResNet")
     extra = ["variant %s" % model.variant] if model.variant != "paper" else []
     extra += ["%s stem" % r["stem"]] if r["stem"] != r["architecture"] else []
     extra.append("%d classes" % model.num_classes)
@@ -206,9 +211,12 @@ def flag_fields():
 
 def model_kwargs(params):
     """The `ResNet` keyword arguments a run's parameters describe (JSON-serialisable)."""
-    return dict(depth=params.depth, num_classes=params.num_classes(), variant=params.variant,
-                stem=params.stem, dtype=params.dtype, data_format=params.data_format,
-                bn_decay=params.bn_decay)
+    kwargs = dict(depth=params.depth, num_classes=params.num_classes(), variant=params.variant,
+                  stem=params.stem, dtype=params.dtype, data_format=params.data_format,
+                  bn_decay=params.bn_decay)
+    if params.shortcut is not None:  # (a run before the flag existed has no such key)
+        kwargs["shortcut"] = params.shortcut
+    return kwargs
 
 
 def build_model(params):

@@ -21,11 +21,13 @@ from resnet_tf1 import data, fileio, manifest, model, run_config
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("depth", 50, "ResNet depth.")
 flags.DEFINE_enum("variant", "paper", model.VARIANTS, "Where downsampling units stride.")
+flags.DEFINE_enum("shortcut", None, model.SHORTCUTS, "Shortcut option (default A for CIFAR, B "
+                  "for ImageNet; none: the paper's plain net).")
 flags.DEFINE_integer("num_classes", None, "Logits width (default 1000; 10 for CIFAR depths).")
 flags.DEFINE_integer("image_size", None, "Input height and width (default 224; 32 for CIFAR).")
 flags.DEFINE_string("config", None, "JSON file with ResNet keyword arguments (e.g. a converted "
                     "checkpoint's config.json, whose \"model\" entry is used); overrides "
-                    "--depth/--variant/--num_classes.")
+                    "--depth/--variant/--shortcut/--num_classes.")
 flags.DEFINE_enum("format", "json", ["json", "text", "plan"], "Manifest as JSON, as a layer "
                   "table, or the model's unit plan (ResNet.plan(): one residual unit a line).")
 flags.DEFINE_string("output", None, "Write here (atomically) instead of standard output.")
@@ -77,6 +79,8 @@ def main(argv):
         if num_classes is None:
             num_classes = data.spec(run_config.default_dataset(FLAGS.depth)).num_classes
         kwargs = dict(depth=FLAGS.depth, variant=FLAGS.variant, num_classes=num_classes)
+        if FLAGS.shortcut:
+            kwargs["shortcut"] = FLAGS.shortcut
     try:
         if FLAGS.format == "plan":
             text = format_plan(kwargs, FLAGS.image_size)

@@ -135,6 +135,14 @@ def test_resuming_with_another_model_changes_nothing(cifar_dir, tmp_path):
                     "this run asks for depth 32: use a new --model_dir or the same model flags"
                     % model_dir), line
     assert snapshot(model_dir) == before
+    # The plain net of the same depth has the same variable names: it must not resume from it.
+    r = run("train.py", *train_args(cifar_dir, model_dir, "--max_steps=4", "--shortcut=none"))
+    line = error_line(r, "train")
+    assert line.endswith("holds a depth-20 CIFAR ResNet (10 classes); this run asks for shortcut "
+                         "none: use a new --model_dir or the same model flags"), line
+    assert snapshot(model_dir) == before
+    assert run_config.describe_model(dict(depth=20, num_classes=10, shortcut="none")) == \
+        "a depth-20 CIFAR plain net (10 classes)"
     ev = run("evaluate.py", "--data_dir=" + cifar_dir, "--model_dir=" + str(model_dir),
              "--depth=32")
     line = error_line(ev, "evaluate")

@@ -29,15 +29,19 @@ REGEN = os.environ.get("RESNET_TF1_REGEN_GOLDEN") == "1"
 IMAGENET = [dict(depth=d, variant=v) for d in (18, 34, 50, 101, 152, 200)
             for v in model_lib.VARIANTS]
 CIFAR = [dict(depth=d, num_classes=10, architecture="cifar") for d in (20, 32, 44, 56, 110)]
+# The paper's plain nets (shortcut="none").
+PLAIN = [dict(depth=d, num_classes=10, architecture="cifar", shortcut="none") for d in (20, 56)] \
+    + [dict(depth=34, variant="paper", shortcut="none")]
 
 
 def golden_name(config):
+    net = "plain" if config.get("shortcut") == "none" else "resnet"
     if config.get("architecture") == "cifar":
-        return "cifar_resnet%d.json" % config["depth"]
-    return "resnet%d_%s.json" % (config["depth"], config["variant"].replace(".", ""))
+        return "cifar_%s%d.json" % (net, config["depth"])
+    return "%s%d_%s.json" % (net, config["depth"], config["variant"].replace(".", ""))
 
 
-@pytest.mark.parametrize("config", IMAGENET + CIFAR, ids=golden_name)
+@pytest.mark.parametrize("config", IMAGENET + CIFAR + PLAIN, ids=golden_name)
 def test_manifest_matches_golden(config):
     path = os.path.join(GOLDEN, golden_name(config))
     today = manifest.make(config)

@@ -119,6 +119,61 @@ def test_option_b_on_cifar_adds_projections():
     assert b - a == (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
 
 
+# ResNet-34 option B projects three times (64->128, 128->256, 256->512, each a 1x1 conv + BN);
+# option A, and so the paper's plain-34, has none of them.
+RESNET34_PROJECTIONS = sum(i * o + 2 * o for i, o in ((64, 128), (128, 256), (256, 512)))
+
+
+def _names_and_additions(model, size):
+    g = tf.Graph()
+    with g.as_default():
+        model(tf1.placeholder(tf.float32, [None, size, size, 3]))
+        adds = [op.name for op in g.get_operations()
+                if op.type in ("Add", "AddV2") and re.search(r"/(basic|bottleneck)/add", op.name)]
+        return {v.op.name: v.shape.as_list() for v in tf1.trainable_variables()}, adds
+
+
+@pytest.mark.parametrize("depth, size", [(20, 32), (32, 32), (44, 32), (56, 32), (110, 32),
+                                         (18, 224), (34, 224)])
+def test_plain_nets_are_option_a_resnets_without_the_additions(depth, size):
+    classes = 10 if size == 32 else 1000
+    plain, plain_adds = _names_and_additions(resnet_tf1.ResNet(depth, num_classes=classes,
+                                                     shortcut="none"), size)
+    residual, residual_adds = _names_and_additions(resnet_tf1.ResNet(depth, num_classes=classes,
+                                                           shortcut="A"), size)
+    # The same layers under the same names and shapes (the paper: "the same number of
+    # parameters"); no shortcut addition in any unit, one per unit in the residual net.
+    assert plain == residual
+    assert plain_adds == []
+    units = (depth - 2) // 2 if size == 32 else {18: 8, 34: 16}[depth]
+    assert len(residual_adds) == units
+
+
+def test_plain_net_parameter_counts():
+    assert trainable_count(resnet_tf1.ResNet(20, num_classes=10, shortcut="none"), 32) == 269_722
+    assert trainable_count(resnet_tf1.ResNet(34, shortcut="none"), 224) == \
+        EXACT_PARAMS[34] - RESNET34_PROJECTIONS == 21_623_848
+    plan = resnet_tf1.ResNet(56, num_classes=10, shortcut="none").plan()
+    assert {u.shortcut for u in plan} == {"none"} and not any(u.projection for u in plan)
+
+
+@pytest.mark.parametrize("shortcut, between", [("none", ["Relu"]), ("A", ["AddV2", "Relu"])])
+def test_a_plain_unit_feeds_its_second_bn_straight_to_the_relu(shortcut, between):
+    """Plain: BN(conv2) -> ReLU -> the next unit's conv1; residual: BN(conv2) -> + x -> ReLU."""
+    g = tf.Graph()
+    with g.as_default():
+        resnet_tf1.ResNet(20, num_classes=10, shortcut=shortcut)(
+            tf1.placeholder(tf.float32, [2, 32, 32, 3]))
+    unit = "cifar_resnet20/block1/unit_2/basic/"
+    op = g.get_operation_by_name(unit + "conv2/BatchNorm/FusedBatchNormV3")
+    path = []
+    while not op.name.startswith("cifar_resnet20/block1/unit_3/"):
+        consumers = [c for c in op.outputs[0].consumers() if "Initializer" not in c.name]
+        op = consumers[0]
+        path.append(op.type)
+    assert path[:-1] == between, path  # then into unit 3
+
+
 def _run(model, images, reuse=None, graph=None, **kw):
     g = graph or tf.Graph()
     with g.as_default():
