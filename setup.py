@@ -27,8 +27,10 @@ setup(
         "verify": ["tf-keras", "h5py"],
         # ONNX export (scripts/export.py --format=onnx) and its check with onnxruntime.
         "onnx": ["tf2onnx", "onnxruntime"],
+        # Fig. 6-style training curves (scripts/plot_curves.py --output).
+        "plots": ["matplotlib"],
         "test": ["pytest", "pytest-xdist", "tf-keras", "h5py", "tensorboard", "pillow", "tf2onnx",
-                 "onnxruntime"],
+                 "onnxruntime", "matplotlib"],
     },
     license="Apache-2.0",
     classifiers=["Programming Language :: Python :: 3", "Framework :: TensorFlow"],
