@@ -496,8 +496,9 @@ def train(params, flags_text=None, job=None):
     post-training statistics; see `bn_stats`).
 
     `job` (a `cluster.Job`) makes this process one worker of a cluster (see `cluster`): worker 0,
-    the chief, does everything above; the others only train (no files written), and every worker
-    tells the parameter servers when it leaves.
+    the chief, does everything above; the others only train (no files written). With parameter
+    servers every worker tells them when it leaves; with collective all-reduce every worker
+    initialises (from the chief's broadcast) or restores its own copy of the variables.
 
     Returns:
         The final global step (None for a worker that is not the chief: it writes no checkpoint).
