@@ -116,8 +116,26 @@ def _exit_description(code):
     return "signal %d" % -code if code < 0 else "exit code %d" % code
 
 
+def variable_update(train_argv, _depth=0):
+    """The --variable_update the train.py flags ask for, as absl reads them: the last one wins,
+    and a --flagfile's lines count where the flagfile stands (nested flagfiles too)."""
+    found = None
+    for arg in train_argv:
+        if arg.startswith("--flagfile=") and _depth < 10:
+            path = arg[len("--flagfile="):]
+            try:
+                with open(path) as f:
+                    lines = [l.strip() for l in f if l.strip() and not l.lstrip().startswith("#")]
+            except OSError as e:
+                raise app.UsageError("%s: cannot read it (%s)" % (arg, e.strerror or e))
+            found = variable_update(lines, _depth + 1) or found
+        elif arg.startswith("--variable_update="):
+            found = arg[len("--variable_update="):]
+    return found
+
+
 def launch(train_argv):
-    collective = "--variable_update=collective_all_reduce" in train_argv
+    collective = variable_update(train_argv) == "collective_all_reduce"
     num_ps = FLAGS.num_ps if FLAGS.num_ps is not None else (0 if collective else 1)
     if collective and num_ps:
         raise app.UsageError("--num_ps=%d: --variable_update=collective_all_reduce has no "

@@ -2,6 +2,7 @@
 in its own process group, bounded in time and killed in `finally` whatever the test's outcome."""
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -302,6 +303,23 @@ def test_collective_all_reduce_trains_resumes_and_the_chief_checkpoint_evaluates
     assert "[worker0] " in r.stdout and "resumed from step 12" in r.stdout
     assert r.stdout.count("resumed from step 12") == 2  # the chief and worker 1
     assert _step(model_dir) == 16
+
+
+def test_the_launcher_finds_the_variable_update_in_flagfiles_too(tmp_path):
+    spec = importlib.util.spec_from_file_location("launch_local_cluster", LAUNCH)
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+    inner, outer = tmp_path / "inner.flags", tmp_path / "outer.flags"
+    inner.write_text("# collective\n--variable_update=collective_all_reduce\n")
+    outer.write_text("--depth=20\n--flagfile=%s\n" % inner)
+    find = launcher.variable_update
+    assert find(["--depth=20"]) is None
+    assert find(["--flagfile=%s" % outer]) == "collective_all_reduce"
+    # The last one wins, as absl reads them.
+    assert find(["--flagfile=%s" % outer, "--variable_update=parameter_server"]) == \
+        "parameter_server"
+    assert find(["--variable_update=parameter_server", "--flagfile=%s" % inner]) == \
+        "collective_all_reduce"
 
 
 def test_collective_all_reduce_refuses_asynchronous_updates():
