@@ -254,6 +254,16 @@ def test_two_collective_workers_give_one_workers_update_at_twice_the_batch(tmp_p
 
 # ---- the launcher -----------------------------------------------------------------------------
 
+def _evaluate(cifar_dir, model_dir):
+    """Single-process evaluate.py on the chief's latest checkpoint; its metrics.json."""
+    e = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"),
+                        "--dataset=cifar10", "--data_dir=" + cifar_dir, "--model_dir=" + model_dir,
+                        "--depth=8", "--batch_size=50"], env=_env(), capture_output=True,
+                       text=True, timeout=300)
+    assert e.returncode == 0, e.stderr[-3000:]
+    return json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
+
+
 def test_local_cluster_trains_and_the_chief_checkpoint_evaluates(cifar_dir, tmp_path):
     model_dir = str(tmp_path / "run")
     r = subprocess.run([sys.executable, LAUNCH, "--num_ps=1", "--num_workers=2", "--"]
@@ -267,12 +277,7 @@ def test_local_cluster_trains_and_the_chief_checkpoint_evaluates(cifar_dir, tmp_
     assert _step(model_dir) == 12
     assert os.path.isdir(os.path.join(model_dir, "bn_recomputed"))
     assert not _running(model_dir), "a task outlived the launcher"
-    e = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"),
-                        "--dataset=cifar10", "--data_dir=" + cifar_dir, "--model_dir=" + model_dir,
-                        "--depth=8", "--batch_size=50"], env=_env(), capture_output=True,
-                       text=True, timeout=300)
-    assert e.returncode == 0, e.stderr[-3000:]
-    metrics = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
+    metrics = _evaluate(cifar_dir, model_dir)
     assert metrics["global_step"] == 12 and 0 <= metrics["top_1_accuracy"] <= 1
 
 
@@ -287,12 +292,7 @@ def test_collective_all_reduce_trains_resumes_and_the_chief_checkpoint_evaluates
     assert "global batch 8 = 2 workers x --batch_size=4" in r.stdout
     assert _step(model_dir) == 12
     assert not _running(model_dir), "a task outlived the launcher"
-    e = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"),
-                        "--dataset=cifar10", "--data_dir=" + cifar_dir, "--model_dir=" + model_dir,
-                        "--depth=8", "--batch_size=50"], env=_env(), capture_output=True,
-                       text=True, timeout=300)
-    assert e.returncode == 0, e.stderr[-3000:]
-    metrics = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
+    metrics = _evaluate(cifar_dir, model_dir)
     assert metrics["global_step"] == 12 and 0 <= metrics["top_1_accuracy"] <= 1
     # A full restart: both workers restore the chief's last checkpoint and go on from step 12.
     r = subprocess.run([sys.executable, LAUNCH, "--num_workers=2", "--"]
