@@ -26,9 +26,10 @@ tf1 = tf.compat.v1
 # Kernels and FC weights (never BN parameters or biases) that weight decay applies to.
 WEIGHT_DECAY_COLLECTION = "resnet_tf1_weight_decay"
 # A batch-norm layer of a built graph: its scope, its input tensor (pre-BN conv output, in
-# `data_format`) and its moving-statistic variables.
+# `data_format`), its moving-statistic variables, its output tensor (after BN, before any ReLU
+# or addition: the paper's "response" of Fig. 7) and its conv's kernel size.
 BNLayer = collections.namedtuple("BNLayer", ["scope", "inputs", "moving_mean",
-                                             "moving_variance"])
+                                             "moving_variance", "outputs", "kernel"])
 # Training graphs take the input gradient of every stride-1 convolution as a forward convolution
 # (`_same_conv`); False builds TF's own Conv2DBackpropInput instead (same numbers, to 1e-6).
 FORWARD_CONV_INPUT_GRADIENT = True
@@ -521,7 +522,7 @@ class ResNet:
             net = tf.nn.bias_add(net, self._cast(biases), data_format=self.data_format)
         return net
 
-    def _batch_norm(self, net):
+    def _batch_norm(self, net, kernel):
         depth = net.shape[self._channel_axis]
         with tf1.variable_scope("BatchNorm"):
             gamma = self._variable("gamma", [depth], tf1.ones_initializer())
@@ -530,16 +531,19 @@ class ResNet:
                                          trainable=False)
             moving_variance = self._variable("moving_variance", [depth], tf1.ones_initializer(),
                                              trainable=False)
-            self.bn_layers.append(BNLayer(tf1.get_variable_scope().name, net, moving_mean,
-                                          moving_variance))
+            inputs = net
             if not self._is_training:
                 net, _, _ = tf1.nn.fused_batch_norm(
                     net, gamma, beta, mean=moving_mean, variance=moving_variance,
                     epsilon=self.bn_epsilon, data_format=self.data_format, is_training=False)
+                self.bn_layers.append(BNLayer(tf1.get_variable_scope().name, inputs, moving_mean,
+                                              moving_variance, net, kernel))
                 return net
             net, mean, variance = tf1.nn.fused_batch_norm(
                 net, gamma, beta, epsilon=self.bn_epsilon, data_format=self.data_format,
                 is_training=True)
+            self.bn_layers.append(BNLayer(tf1.get_variable_scope().name, inputs, moving_mean,
+                                          moving_variance, net, kernel))
             updates = [
                 tf1.assign_sub(moving_mean, (moving_mean - mean) * self._bn_rate,
                                name="update_moving_mean"),
@@ -555,7 +559,7 @@ class ResNet:
         with tf1.variable_scope(scope):
             net = self._conv(net, filters, kernel, stride)
             if not self._folded:  # folded: the conv's weights and bias carry the BN
-                net = self._batch_norm(net)
+                net = self._batch_norm(net, kernel)
         return tf.nn.relu(net) if relu else net
 
     def _max_pool(self, net):
