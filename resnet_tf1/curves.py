@@ -43,6 +43,18 @@ def read_scalars(directory, tag):
     return sorted(points.items())
 
 
+def read_wall_times(path, tag):
+    """[(step, wall_time)] of `tag` in one event file, in the order written."""
+    out = []
+    try:
+        for event in tf.compat.v1.train.summary_iterator(path):
+            if any(value.tag == tag for value in event.summary.value):
+                out.append((int(event.step), float(event.wall_time)))
+    except tf.errors.DataLossError:
+        pass  # a file still being written
+    return out
+
+
 def smooth(points, weight):
     """Exponential moving average of the values (weight 0: none)."""
     out, last = [], None

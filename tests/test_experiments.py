@@ -116,3 +116,48 @@ def test_layer_responses_script_on_real_runs(cifar_dir, tmp_path):
                   str(tmp_path / "nothing"), "--csv=%s" % (tmp_path / "x.csv"))
     assert str(tmp_path / "nothing") in error_line(missing, "layer_responses")
     assert not (tmp_path / "x.csv").exists()
+
+
+def _tiny_flagfile(path, kind, cifar_dir, depth=8):
+    with open(path, "w") as f:
+        f.write("--flagfile=%s\n--depth=%d\n--batch_size=8\n--max_steps=4\n--lr_boundaries=2,3\n"
+                "--save_checkpoints_steps=2\n--log_every_n_steps=1\n--recompute_bn_batches=1\n"
+                % (os.path.join(ROOT, "scripts", "flags", "cifar10_%s20.flags" % kind), depth))
+    return str(path)
+
+
+def test_reproduce_table6_skips_finished_runs_and_survives_a_failed_one(cifar_dir, tmp_path):
+    out = tmp_path / "out"
+    resnet = _tiny_flagfile(tmp_path / "tiny_resnet8.flags", "resnet", cifar_dir)
+    plain = _tiny_flagfile(tmp_path / "tiny_plain8.flags", "plain", cifar_dir)
+    broken = _tiny_flagfile(tmp_path / "tiny_broken.flags", "resnet", cifar_dir, depth=9)
+    args = ["--data_dir=%s" % cifar_dir, "--out=%s" % out, "--log_every_secs=5"]
+    # A net that fails is reported and the next one still runs; exit 1.
+    first = run("reproduce_table6.py", *args, "--flagfiles=%s,%s" % (broken, resnet))
+    line = error_line(first, "reproduce_table6")
+    assert "1 of 2 nets did not finish: tiny_broken: training failed" in line and "depth" in line
+    result = json.loads((out / "results" / "tiny_resnet8.json").read_text())
+    metrics = json.loads((out / "runs" / "tiny_resnet8" / "eval" / "metrics.json").read_text())
+    assert result["max_steps"] == metrics["global_step"] == 4
+    assert result["label"] == "ResNet-8" and result["parameters"] == 75290
+    assert result["test_error"] == 100.0 * (1.0 - metrics["top_1_accuracy"])
+    assert "bn_recomputed" in metrics["checkpoint"]
+    # evaluate.py --watch ran beside training (a test curve; how many checkpoints it saw
+    # depends on timing, the last is always there).
+    assert "step 4: top-1" in (out / "logs" / "tiny_resnet8.watch.log").read_text()
+    table = (out / "table6.md").read_text()
+    assert "| ResNet-8 | 8 | 75,290 | 4 |" in table and "Not finished: tiny_broken" in table
+    stamp = os.path.getmtime(out / "results" / "tiny_resnet8.json")
+    # Restarted with the broken net fixed away: the finished net is skipped, the new one runs.
+    second = run("reproduce_table6.py", *args, "--flagfiles=%s,%s" % (resnet, plain))
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "tiny_resnet8: finished earlier" in second.stderr
+    assert os.path.getmtime(out / "results" / "tiny_resnet8.json") == stamp
+    table = (out / "table6.md").read_text()
+    assert "| ResNet-8 | 8 | 75,290 | 4 |" in table and "| plain-8 | 8 | 75,290 | 4 |" in table
+    assert "Not finished" not in table
+    rows = [l.split(",") for l in (out / "fig6.csv").read_text().splitlines()[1:]]
+    assert {r[1] for r in rows} == {"ResNet-8", "plain-8"}
+    tests = sorted(int(r[3]) for r in rows if r[1] == "plain-8" and r[2] == "test")
+    assert tests and tests[-1] == 4
+    assert (out / "fig6.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
