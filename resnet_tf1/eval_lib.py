@@ -1,5 +1,6 @@
 """Evaluation: top-1 / top-5 over a whole evaluation set, one checkpoint or each new one."""
 
+import dataclasses
 import os
 import time
 
@@ -13,23 +14,72 @@ from resnet_tf1 import fileio
 from resnet_tf1 import metrics as metrics_lib
 from resnet_tf1 import restore as restore_lib
 from resnet_tf1 import run_config
+from resnet_tf1.data import preprocessing
 
 tf1 = tf.compat.v1
 
 
-def evaluate(params, checkpoint, ten_crop=False):
+def multi_scale_scores(model, images, scales, flip=False):
+    """The paper's multi-scale fully-convolutional testing (Section 3.4, after VGG).
+
+    For each scale the images (a batch of one size, normalised) are resized so that their
+    shorter side is the scale; the fully-convolutional network (`ResNet.score_map`: the FC at
+    every position) gives a class-score map whose mean over the positions is that view's
+    scores; with `flip` the mirrored image is a second view. Returns the mean softmax over all
+    views, [batch, num_classes] (a single view: its mean logits, which rank as its softmax).
+    """
+    views = []
+    for scale in scales:
+        size = images.shape[1:3]
+        if size.is_fully_defined() and min(size) == scale:
+            resized = images  # already at this scale: not resampled
+        else:
+            resized = preprocessing.resize_shorter(images, scale)
+        views += [resized, tf.reverse(resized, axis=[2])] if flip else [resized]
+    scores = []
+    for view in views:
+        maps, _ = model.score_map(view, reuse=tf1.AUTO_REUSE)
+        scores.append(tf.reduce_mean(maps, axis=[1, 2]))
+    if len(scores) == 1:
+        return scores[0]
+    return tf.add_n([tf.nn.softmax(s) for s in scores]) / float(len(scores))
+
+
+def parse_scales(text):
+    """[224, 256, ...] from "224,256,..."; ValueError naming --multi_scale otherwise."""
+    try:
+        scales = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        scales = []
+    if not scales or any(s < 8 for s in scales):
+        raise ValueError("--multi_scale must be comma-separated image sizes in pixels (the "
+                         "shorter side, e.g. 224,256,384,480,640): got %r" % text)
+    return scales
+
+
+def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
     """Evaluates `checkpoint` (a prefix or a directory) over the whole evaluation set.
 
     Args:
         params: a `run_config.RunParams` describing the model and the data.
         ten_crop: average the softmax over the paper's 10 crops (ImageNet only).
+        scales: the multi-scale protocol instead (see `multi_scale_scores`): whole images, the
+            shorter side resized to each of these sizes (ImageNet: one image per batch).
+        flip: with `scales`, also each mirrored image.
 
     Returns:
         dict(top_1_accuracy, top_5_accuracy, num_examples, num_skipped (records the input
-        pipeline skipped: see data/tfrecords.py), global_step, checkpoint, ten_crop).
+        pipeline skipped: see data/tfrecords.py), global_step, checkpoint, ten_crop,
+        multi_scale (the scales or None), flip).
     """
     if ten_crop and params.dataset != "imagenet":
         raise ValueError("--ten_crop applies to --dataset=imagenet only")
+    if ten_crop and scales:
+        raise ValueError("--ten_crop and --multi_scale are two test protocols: choose one")
+    if flip and not scales:
+        raise ValueError("--flip applies to --multi_scale (the ten crops include flips)")
+    if scales and params.dataset == "imagenet":
+        params = dataclasses.replace(params, batch_size=1)  # images of their own sizes
     if not data_lib.spec(params.dataset).has_eval:
         raise ValueError("--dataset=%s has no evaluation set (expected cifar10 or imagenet)"
                          % params.dataset)
@@ -38,9 +88,11 @@ def evaluate(params, checkpoint, ten_crop=False):
     with graph.as_default():
         skips = data_lib.SkippedRecords()
         images, labels, _ = run_config.input_batches(params, training=False, ten_crop=ten_crop,
-                                                     skips=skips)
+                                                     skips=skips, full_image=bool(scales))
         model = run_config.build_model(params)
-        if ten_crop:
+        if scales:
+            scores = multi_scale_scores(model, images, scales, flip)
+        elif ten_crop:
             shape = tf.shape(images)
             flat = tf.reshape(images, tf.concat([[-1], shape[2:]], 0))
             logits, _ = model(flat, is_training=False)
@@ -78,7 +130,8 @@ def evaluate(params, checkpoint, ten_crop=False):
                  if skips.total else "")
     return {"top_1_accuracy": float(totals[0]) / n, "top_5_accuracy": float(totals[1]) / n,
             "num_examples": n, "num_skipped": skips.total, "global_step": step,
-            "checkpoint": checkpoint, "ten_crop": bool(ten_crop)}
+            "checkpoint": checkpoint, "ten_crop": bool(ten_crop),
+            "multi_scale": list(scales) if scales else None, "flip": bool(flip)}
 
 
 def _restorer(params, checkpoint):
@@ -111,14 +164,15 @@ def write_metrics(metrics, eval_dir):
     return path
 
 
-def watch(params, model_dir, ten_crop=False, timeout=None, max_steps=None):
+def watch(params, model_dir, ten_crop=False, timeout=None, max_steps=None, scales=None,
+          flip=False):
     """Evaluates each new checkpoint in `model_dir` as training writes it.
 
     Stops after `timeout` seconds without a new checkpoint, or once `max_steps` is evaluated.
     Yields each metrics dict.
     """
     for checkpoint in tf.train.checkpoints_iterator(model_dir, timeout=timeout):
-        metrics = evaluate(params, checkpoint, ten_crop)
+        metrics = evaluate(params, checkpoint, ten_crop, scales, flip)
         write_metrics(metrics, os.path.join(model_dir, "eval"))
         yield metrics
         if max_steps and metrics["global_step"] and metrics["global_step"] >= max_steps:

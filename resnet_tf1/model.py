@@ -397,6 +397,29 @@ class ResNet:
         end_points["predictions"] = tf.nn.softmax(logits, name="predictions")
         return logits, end_points
 
+    def score_map(self, images, reuse=None):
+        """The fully-convolutional form (the paper's multi-scale testing, Section 3.4, after
+        VGG): the network up to its last stage, then the FC layer applied at every spatial
+        position, as a 1x1 convolution whose kernel is the FC's weights.
+
+        Builds the whole network (`__call__`, is_training=False; `reuse` as there) and returns
+        (score map float32 [batch, h, w, num_classes] in NHWC, end_points). Its mean over the
+        positions equals the logits of the global-pooled network (the FC is linear), so at the
+        single-crop input size it gives the single-crop prediction.
+        """
+        _, end_points = self(images, is_training=False, reuse=reuse)
+        names = list(end_points)
+        scope = names[0].split("/")[0]
+        features = end_points[names[names.index(scope + "/global_pool") - 1]]
+        if self.data_format == "NCHW":
+            features = tf.transpose(features, [0, 2, 3, 1])
+        with tf1.variable_scope(scope, reuse=True), tf1.variable_scope("logits"):
+            weights = tf1.get_variable("weights")
+            biases = tf1.get_variable("biases")
+        kernel = tf.reshape(self._cast(weights), [1, 1, weights.shape[0], weights.shape[1]])
+        scores = tf.nn.bias_add(tf.nn.conv2d(features, kernel, 1, "VALID"), self._cast(biases))
+        return tf.cast(scores, tf.float32), end_points
+
     # ---- stems -------------------------------------------------------------------------------
 
     def _imagenet_stem(self, net, end_point):

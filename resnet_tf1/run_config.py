@@ -249,7 +249,7 @@ def tower_devices(params):
     return [resolve_device(params.device)]
 
 
-def input_batches(params, training, seed=None, ten_crop=False, skips=None):
+def input_batches(params, training, seed=None, ten_crop=False, skips=None, full_image=False):
     """(images, labels) tensors of one global batch, and the number of examples (or None).
 
     File-backed data is read and preprocessed on the CPU; synthetic data lives on the device.
@@ -264,7 +264,7 @@ def input_batches(params, training, seed=None, ten_crop=False, skips=None):
                                   "train" if training else "eval", params.batch_size, training,
                                   num_classes=params.num_classes(),
                                   holdout=params.holdout_validation, ten_crop=ten_crop, seed=seed,
-                                  skips=skips)
+                                  skips=skips, full_image=full_image)
     with tf.device("/cpu:0"):
         images, labels = tf1.data.make_one_shot_iterator(ds).get_next()
     return images, labels, n

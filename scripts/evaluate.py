@@ -3,7 +3,9 @@
 
 Takes the training flagfile (model and data flags); evaluates the latest checkpoint in
 --model_dir, or --checkpoint_path; writes <model_dir>/eval/metrics.json. --watch evaluates each
-new checkpoint as training writes it.
+new checkpoint as training writes it. Test protocols: single crop (default), --ten_crop
+(ImageNet), or the paper's multi-scale fully-convolutional testing, --multi_scale=224,256,384,
+480,640 [--flip] (Tables 4/5).
 """
 
 import os
@@ -18,6 +20,10 @@ flags.adopt_module_key_flags(run_flags)  # --helpshort lists them
 flags.DEFINE_string("checkpoint_path", None, "A checkpoint prefix to evaluate instead of the "
                     "latest in --model_dir.")
 flags.DEFINE_bool("ten_crop", False, "ImageNet: average over the paper's 10 crops.")
+flags.DEFINE_string("multi_scale", None, "The paper's multi-scale testing: comma-separated "
+                    "shorter-side sizes (e.g. 224,256,384,480,640); the network runs fully-"
+                    "convolutionally on each whole resized image and the softmax is averaged.")
+flags.DEFINE_bool("flip", False, "With --multi_scale, also average over the mirrored images.")
 flags.DEFINE_bool("watch", False, "Evaluate each new checkpoint in --model_dir as it appears.")
 flags.DEFINE_integer("watch_timeout", 3600, "With --watch, stop after this many seconds without "
                      "a new checkpoint.")
@@ -25,10 +31,14 @@ flags.DEFINE_integer("watch_timeout", 3600, "With --watch, stop after this many 
 
 def _report(metrics):
     skipped = metrics.get("num_skipped")
-    print("step %s: top-1 %.4f  top-5 %.4f  over %d examples%s (%s)"
+    protocol = ""
+    if metrics.get("multi_scale"):
+        protocol = ", scales %s%s" % (",".join(map(str, metrics["multi_scale"])),
+                                      " + flips" if metrics["flip"] else "")
+    print("step %s: top-1 %.4f  top-5 %.4f  over %d examples%s%s (%s)"
           % (metrics["global_step"], metrics["top_1_accuracy"], metrics["top_5_accuracy"],
-             metrics["num_examples"], ", %d records skipped" % skipped if skipped else "",
-             metrics["checkpoint"]))
+             metrics["num_examples"], protocol,
+             ", %d records skipped" % skipped if skipped else "", metrics["checkpoint"]))
 
 
 def main(argv):
@@ -36,15 +46,17 @@ def main(argv):
         raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
     try:
         params = run_flags.params_from_flags()
+        scales = eval_lib.parse_scales(FLAGS.multi_scale) if FLAGS.multi_scale else None
         eval_dir = os.path.join(params.model_dir, "eval")
         if FLAGS.watch:
             for metrics in eval_lib.watch(params, params.model_dir, FLAGS.ten_crop,
                                           timeout=FLAGS.watch_timeout,
-                                          max_steps=params.max_steps):
+                                          max_steps=params.max_steps, scales=scales,
+                                          flip=FLAGS.flip):
                 _report(metrics)
             return 0
         metrics = eval_lib.evaluate(params, FLAGS.checkpoint_path or params.model_dir,
-                                    FLAGS.ten_crop)
+                                    FLAGS.ten_crop, scales, FLAGS.flip)
         path = eval_lib.write_metrics(metrics, eval_dir)
     except run_flags.EXPECTED_ERRORS as e:
         return run_flags.report("evaluate", e)

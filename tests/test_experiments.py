@@ -1,5 +1,6 @@
 """The paper's experiments: Fig. 7 layer responses and the Table 6 / Fig. 6 reproduction script."""
 
+import dataclasses
 import json
 import os
 
@@ -161,3 +162,129 @@ def test_reproduce_table6_skips_finished_runs_and_survives_a_failed_one(cifar_di
     tests = sorted(int(r[3]) for r in rows if r[1] == "plain-8" and r[2] == "test")
     assert tests and tests[-1] == 4
     assert (out / "fig6.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---- multi-scale fully-convolutional testing (Tables 4/5) ----------------------------------------
+
+def _softmax(logits):
+    logits = logits.astype(np.float64)
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_the_score_map_is_the_fc_at_every_position_and_averages_to_the_logits():
+    rng = np.random.RandomState(1)
+    for kwargs, shape in (({"depth": 8, "num_classes": 10}, [2, 40, 56, 3]),
+                          ({"depth": 18, "num_classes": 7}, [1, 224, 224, 3])):
+        with tf.Graph().as_default():
+            tf1.set_random_seed(2)
+            model = model_lib.ResNet(**kwargs)
+            x = tf1.placeholder(tf.float32, [None, None, None, 3])
+            maps, ends = model.score_map(x)
+            scope = model.resolve(shape[1])["scope"]
+            names = list(ends)
+            features = ends[names[names.index(scope + "/global_pool") - 1]]
+            logits = ends[scope + "/logits"]
+            variables = {v.op.name: v for v in tf1.global_variables()}
+            w, b = variables[scope + "/logits/weights"], variables[scope + "/logits/biases"]
+            with tf1.Session() as sess:
+                sess.run(tf1.global_variables_initializer())
+                b.load(rng.normal(0, 1, b.shape.as_list()), sess)
+                w.load(rng.normal(0, 0.3, w.shape.as_list()), sess)
+                m, f, l, wv, bv = sess.run([maps, features, logits, w, b],
+                                           {x: rng.normal(0, 50, shape)})
+        assert m.shape == f.shape[:3] + (kwargs["num_classes"],) and m.shape[1] > 1
+        # The FC at every position, in numpy: a 1x1 convolution with the FC's weights (to
+        # float32 rounding of a sum of large terms of both signs: relative to their magnitude).
+        expected = f.astype(np.float64) @ wv + bv
+        magnitude = np.abs(f.astype(np.float64)) @ np.abs(wv) + np.abs(bv)
+        assert (np.abs(m - expected) <= 3e-5 * magnitude + 1e-6).all()
+        # Averaged over the positions it is the global-pooled network's logits.
+        error = np.abs(m.mean(axis=(1, 2)) - l)
+        assert (error <= 3e-5 * magnitude.mean(axis=(1, 2)) + 1e-6).all()
+
+
+def test_multi_scale_evaluation_equals_a_direct_computation(tmp_path):
+    from resnet_tf1 import eval_lib
+    from resnet_tf1.data import imagenet
+    rng = np.random.RandomState(6)
+    # Smooth, lopsided images (not noise, whose pooled features hardly differ between views).
+    jpegs = [tf.io.encode_jpeg(tf.cast(tf.image.resize(
+        rng.uniform(0, 255, (3, 4, 3)), [rng.randint(60, 90), rng.randint(60, 90)]),
+        tf.uint8)).numpy() for _ in range(3)]
+    scales = [64, 96]
+    p = run_config.RunParams(model_dir=str(tmp_path / "run"), dataset="imagenet",
+                             data_dir=str(tmp_path / "data"), depth=18, batch_size=2,
+                             device="/cpu:0")
+    # Directly: each whole image resized (shorter side = scale) and mean subtracted, and its
+    # mirror image; the global-pooled network's softmax of each, averaged.
+    views = []
+    for jpeg in jpegs:
+        image = tf.io.decode_jpeg(jpeg, channels=3).numpy().astype(np.float32)
+        h, w = image.shape[:2]
+        for scale in scales:
+            size = [int(round(h * scale / min(h, w))), int(round(w * scale / min(h, w)))]
+            view = tf.image.resize(image, size).numpy() - imagenet.MEAN_RGB
+            views += [view, view[:, ::-1]]
+    with tf.Graph().as_default():
+        tf1.set_random_seed(3)
+        x = tf1.placeholder(tf.float32, [None, None, None, 3])
+        logits, _ = run_config.build_model(p)(x)
+        tf1.train.get_or_create_global_step()
+        with tf1.Session() as s:
+            s.run(tf1.global_variables_initializer())
+            for v in tf1.trainable_variables():  # classes that differ by view
+                if v.op.name.endswith("logits/weights"):
+                    v.load(rng.normal(0, 0.002, v.shape.as_list()), s)
+            tf1.train.Saver().save(s, str(tmp_path / "run" / "model.ckpt"))
+            probs = np.stack([_softmax(s.run(logits, {x: v[None]}))[0] for v in views])
+    per_view = probs.reshape(len(jpegs), 2 * len(scales), -1)
+    assert np.abs(per_view - per_view[:, :1]).max() > 0.01  # the views really differ
+    refs = per_view.mean(axis=1)
+    labels = [int(np.argmax(r)) for r in refs]
+    second = [int(np.argsort(r)[-2]) for r in refs]
+    os.makedirs(tmp_path / "data")
+    with tf.io.TFRecordWriter(str(tmp_path / "data" / "validation-00000-of-00001")) as w:
+        for jpeg, label in zip(jpegs + jpegs, labels + second):
+            w.write(tf.train.Example(features=tf.train.Features(feature={
+                "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+                "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(
+                    value=[label + 1]))})).SerializeToString())
+    # The protocol's scores, image by image through the evaluation pipeline (whole images),
+    # against the direct computation.
+    with tf.Graph().as_default():
+        images, _, _ = run_config.input_batches(dataclasses.replace(p, batch_size=1),
+                                                training=False, full_image=True)
+        scores = eval_lib.multi_scale_scores(run_config.build_model(p), images, scales, True)
+        with tf1.Session() as s:
+            tf1.train.Saver().restore(s, str(tmp_path / "run" / "model.ckpt"))
+            got = np.concatenate([s.run(scores) for _ in range(6)])
+    np.testing.assert_allclose(got, np.concatenate([refs, refs]), rtol=1e-4, atol=1e-7)
+    metrics = eval_lib.evaluate(p, str(tmp_path / "run"), scales=scales, flip=True)
+    # Labelled with the direct computation's first choice, then its second choice.
+    assert metrics["num_examples"] == 6
+    assert metrics["top_1_accuracy"] == 0.5 and metrics["top_5_accuracy"] == 1.0
+    assert metrics["multi_scale"] == scales and metrics["flip"]
+
+
+def test_evaluate_multi_scale_at_the_training_size_is_the_single_crop_result(cifar_dir,
+                                                                            tmp_path):
+    run_dir = str(tmp_path / "run")
+    os.makedirs(run_dir)
+    _random_run(run_dir, seed=4)
+    args = ["--dataset=cifar10", "--data_dir=" + cifar_dir, "--model_dir=" + run_dir,
+            "--depth=8", "--batch_size=16"]
+    results = {}
+    for name, extra in (("single", []), ("scale32", ["--multi_scale=32"]),
+                        ("multi", ["--multi_scale=32,48", "--flip"])):
+        r = run("evaluate.py", *args, *extra)
+        assert r.returncode == 0, r.stderr[-3000:]
+        results[name] = json.loads(open(os.path.join(run_dir, "eval", "metrics.json")).read())
+    for key in ("top_1_accuracy", "top_5_accuracy", "num_examples"):
+        assert results["scale32"][key] == results["single"][key], key
+    assert results["scale32"]["multi_scale"] == [32] and not results["single"]["multi_scale"]
+    assert results["multi"]["multi_scale"] == [32, 48] and results["multi"]["flip"]
+    assert results["multi"]["num_examples"] == results["single"]["num_examples"]
+    for extra, expected in ((["--multi_scale=big"], "--multi_scale must be comma-separated"),
+                            (["--flip"], "--flip applies to --multi_scale")):
+        assert expected in error_line(run("evaluate.py", *args, *extra), "evaluate")

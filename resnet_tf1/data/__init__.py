@@ -33,7 +33,7 @@ def spec(name):
 
 
 def make_dataset(name, data_dir, split, batch_size, training, num_classes=None, holdout=False,
-                 ten_crop=False, seed=None, download=True, skips=None):
+                 ten_crop=False, seed=None, download=True, skips=None, full_image=False):
     """Batches of (images, labels) from a file-backed dataset.
 
     Args:
@@ -42,6 +42,8 @@ def make_dataset(name, data_dir, split, batch_size, training, num_classes=None, 
         training: shuffle, repeat and augment.
         num_classes: ImageNet: 1000 (labels shifted to 0..999) or 1001 (background class 0).
         ten_crop: ImageNet evaluation: images are [batch, 10, 224, 224, 3].
+        full_image: ImageNet evaluation: whole images at their own size (batch_size 1); CIFAR-10's
+            evaluation images are whole 32x32 images anyway.
         skips: a `SkippedRecords` that counts the records a TFRecord pipeline skips (ImageNet;
             CIFAR-10's fixed-size records are all read, or the file is refused).
 
@@ -58,7 +60,7 @@ def make_dataset(name, data_dir, split, batch_size, training, num_classes=None, 
                                download=download)
     return imagenet.dataset(data_dir, split, batch_size, training,
                             num_classes=num_classes or s.num_classes, ten_crop=ten_crop,
-                            seed=seed, skips=skips)
+                            seed=seed, skips=skips, full_image=full_image)
 
 
 def inference_record(name, data_dir, num_classes, holdout=False):

@@ -87,10 +87,12 @@ def ten_crop_preprocess(image, rec=RGB_MEAN_PREPROCESSING):
 
 
 def dataset(data_dir, split, batch_size, training, num_classes=1000, ten_crop=False,
-            seed=None, skips=None):
+            seed=None, skips=None, full_image=False):
     """Batches of (images, labels). Labels are 0-based for 1000 classes, as stored for 1001.
 
-    With `ten_crop`, images are [batch, 10, 224, 224, 3]. Records that are skipped (a corrupt
+    With `ten_crop`, images are [batch, 10, 224, 224, 3]. With `full_image` (evaluation; the
+    multi-scale protocol resizes later), the whole image, channel means subtracted, at its own
+    size: use batch_size 1. Records that are skipped (a corrupt
     record and the rest of its shard, an image that does not decode) are logged per file and
     counted in `skips` (a `tfrecords.SkippedRecords`) when given.
     """
@@ -104,6 +106,8 @@ def dataset(data_dir, split, batch_size, training, num_classes=1000, ten_crop=Fa
     def preprocess(image, label):
         if training:
             return train_preprocess(image, seed), label
+        if full_image:
+            return preprocessing.normalize(image, RGB_MEAN_PREPROCESSING), label
         return (ten_crop_preprocess(image) if ten_crop else eval_preprocess(image)), label
 
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)

@@ -81,8 +81,9 @@ def decode(encoded):
 
 
 def resize_shorter(image, size):
-    """Float image with its shorter side resized to `size` (bilinear), the aspect ratio kept."""
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    """Float image [h, w, c] (or a batch [n, h, w, c] of one size) with its shorter side resized
+    to `size` (bilinear), the aspect ratio kept."""
+    shape = tf.cast(tf.shape(image)[-3:-1], tf.float32)
     scale = tf.cast(size, tf.float32) / tf.reduce_min(shape)
     new = tf.cast(tf.round(shape * scale), tf.int32)
     return tf.image.resize(tf.cast(image, tf.float32), new, method="bilinear")
