@@ -79,6 +79,18 @@ def _local_gpus(params):
     return sum("gpu" in d.lower() for d in run_config.tower_devices(params))
 
 
+def _tower_loss(params, model, scope, images, labels, reuse=None):
+    """One tower's (or replica's) forward pass and loss: (logits, loss, cross_entropy,
+    weight_decay), the loss being cross-entropy + weight decay behind the NaN guard."""
+    logits, _ = model(images, is_training=True, reuse=reuse)
+    xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                                         logits=logits))
+    wd = model_lib.weight_decay_loss(params.weight_decay, scope=scope + "/")
+    # The NaN guard: no gradient (and so no update) is computed from a non-finite loss.
+    loss = tf.debugging.check_numerics(xent + wd, "non-finite training loss")
+    return logits, loss, xent, wd
+
+
 def build_train_op(params, images, labels, global_step, job=None):
     """Towers with shared variables and averaged gradients (the classic TF1 multi-GPU pattern).
 
@@ -111,12 +123,8 @@ def build_train_op(params, images, labels, global_step, job=None):
     for i, device in enumerate(devices):
         placement = _variables_on(variable_device, device) if variable_device else device
         with tf1.device(placement), tf1.name_scope("tower_%d" % i) as name_scope:
-            logits, _ = model(image_splits[i], is_training=True, reuse=True if i else None)
-            xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=label_splits[i], logits=logits))
-            wd = model_lib.weight_decay_loss(params.weight_decay, scope=scope + "/")
-            # The NaN guard: no gradient (and so no update) is computed from a non-finite loss.
-            loss = tf.debugging.check_numerics(xent + wd, "non-finite training loss")
+            logits, loss, xent, wd = _tower_loss(params, model, scope, image_splits[i],
+                                                 label_splits[i], reuse=True if i else None)
             if i == 0:
                 update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, name_scope)
             tower_grads.append(optimizer.compute_gradients(
@@ -181,11 +189,8 @@ def _build_collective_train_op(params, images, labels, global_step, job):
         replica = tf.get_static_value(tf.distribute.get_replica_context().replica_id_in_sync_group)
         replica_images, replica_labels = image_splits[replica % local], label_splits[replica % local]
         with tf1.name_scope("tower") as name_scope:
-            logits, _ = model(replica_images, is_training=True)
-            xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=replica_labels, logits=logits))
-            wd = model_lib.weight_decay_loss(params.weight_decay, scope=scope + "/")
-            loss = tf.debugging.check_numerics(xent + wd, "non-finite training loss")
+            logits, loss, xent, wd = _tower_loss(params, model, scope, replica_images,
+                                                 replica_labels)
             update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, name_scope)
             grads = optimizer.compute_gradients(loss / replicas,
                                                 var_list=tf1.trainable_variables(scope + "/"))
