@@ -25,7 +25,7 @@ LAYERS = [
     ["resnet_tf1.porting"],
     ["resnet_tf1.run_config"],
     ["resnet_tf1.bn_stats", "resnet_tf1.curves"],
-    ["resnet_tf1.train_lib", "resnet_tf1.eval_lib", "resnet_tf1.serving"],
+    ["resnet_tf1.train_lib", "resnet_tf1.eval_lib", "resnet_tf1.serving", "resnet_tf1.responses"],
     ["resnet_tf1.export"],
     ["resnet_tf1.run_flags"],
 ]
