@@ -30,9 +30,16 @@ WEIGHT_DECAY_COLLECTION = "resnet_tf1_weight_decay"
 # or addition: the paper's "response" of Fig. 7) and its conv's kernel size.
 BNLayer = collections.namedtuple("BNLayer", ["scope", "inputs", "moving_mean",
                                              "moving_variance", "outputs", "kernel"])
-# Training graphs take the input gradient of every stride-1 convolution as a forward convolution
-# (`_same_conv`); False builds TF's own Conv2DBackpropInput instead (same numbers, to 1e-6).
-FORWARD_CONV_INPUT_GRADIENT = True
+# Whether training graphs take the input gradient of every stride-1 convolution as a forward
+# convolution (`_same_conv`) rather than TF's own Conv2DBackpropInput (same numbers, to 1e-6).
+# None: only where it measured faster, i.e. when oneDNN is off (with oneDNN on, its
+# backward-data kernel runs at the forward rate and the rotated kernel's transposes cost ~1.5 %:
+# BUILD.md, "Speed"). True or False forces it.
+FORWARD_CONV_INPUT_GRADIENT = None
+# Whether they take the weight gradient of 3x3 stride-1 convolutions at 14x14 and below as a
+# forward convolution (`_filter_gradient_as_conv`); None: float32 NHWC with oneDNN on, no GPU
+# (where it was measured faster). True forces it for every stride-1 NHWC convolution (tests).
+FORWARD_CONV_FILTER_GRADIENT = None
 
 # One row of an architecture table: a stage of `num_units` residual units whose convolutions are
 # `base_depth` wide (bottleneck units output 4 * base_depth channels). `stride` is the stage's
@@ -535,8 +542,13 @@ class ResNet:
         else:
             padding = "SAME"
         strides = [1, stride, stride, 1] if self.data_format == "NHWC" else [1, 1, stride, stride]
-        if self._is_training and stride == 1 and kernel % 2 and FORWARD_CONV_INPUT_GRADIENT:
-            net = _same_conv(self.data_format)(net, self._cast(weights))
+        forward_input = forward_filter = False
+        if self._is_training and stride == 1 and kernel % 2:
+            forward_input = _forward_conv_input_gradient()
+            forward_filter = _forward_conv_filter_gradient(net, kernel, self.data_format)
+        if forward_input or forward_filter:
+            net = _same_conv(self.data_format, forward_input, forward_filter)(
+                net, self._cast(weights))
         else:
             net = tf.nn.conv2d(net, self._cast(weights), strides, padding,
                                data_format=self.data_format)
@@ -682,25 +694,80 @@ CifarResNet1202 = _preset("CifarResNet1202", 1202, "CIFAR ResNet-1202: 3 x 200" 
                           _CifarPreset)
 
 
-def _same_conv(data_format):
-    """A stride-1 'SAME' convolution (odd kernel) whose input gradient is a forward convolution.
+def _onednn_enabled():
+    """Whether TensorFlow's oneDNN CPU kernels are on in this process (TF_ENABLE_ONEDNN_OPTS, as
+    TensorFlow read it when it loaded)."""
+    from tensorflow.python.util import _pywrap_util_port
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def _forward_conv_input_gradient():
+    if FORWARD_CONV_INPUT_GRADIENT is None:
+        return not _onednn_enabled()
+    return bool(FORWARD_CONV_INPUT_GRADIENT)
+
+
+def _forward_conv_filter_gradient(net, kernel, data_format):
+    """Whether a stride-1 convolution's weight gradient is built as a forward convolution
+    (`_same_conv`). Only where it measured faster: oneDNN's Conv2DBackpropFilter runs 3x3 kernels
+    at about half its forward rate, and for ResNet's 3x3 layers at 14x14 and 7x7 the same
+    arithmetic as a forward convolution took 0.70-0.84 of its time (at 28x28 equal, at 56x56 and
+    for every 1x1 slower; BUILD.md, "Speed"). float32 NHWC on a CPU only: no GPU was measured."""
+    if FORWARD_CONV_FILTER_GRADIENT is not None:
+        return bool(FORWARD_CONV_FILTER_GRADIENT) and data_format == "NHWC"
+    spatial = net.shape[1:3] if data_format == "NHWC" else net.shape[2:4]
+    return (kernel == 3 and data_format == "NHWC" and net.dtype == tf.float32
+            and None not in spatial and spatial[0] * spatial[1] <= 14 * 14
+            and _onednn_enabled() and not tf.config.list_physical_devices("GPU"))
+
+
+def _filter_gradient_as_conv(inputs, d_outputs, kernel_size):
+    """d(loss)/d(kernel) of a stride-1 'SAME' NHWC convolution as one forward convolution.
+
+    dW[i, j, ci, co] = sum_{n, h, w} x_pad[n, h + i, w + j, ci] * dy[n, h, w, co]: a 'VALID'
+    convolution of the padded input with batch and channels swapped ([ci, H + k - 1, W + k - 1,
+    N]) by the output gradient as a [H, W, N, co] kernel, giving [ci, k, k, co].
+    """
+    pad = (kernel_size - 1) // 2
+    # Gated on the output gradient: otherwise the executor pads and transposes the input as soon
+    # as the forward pass produces it, and the copy lives until the backward pass reaches it
+    # (+140 MB peak memory for ResNet-50 at batch 32).
+    with tf.control_dependencies([d_outputs]):
+        padded = tf.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    d_kernel = tf.nn.conv2d(tf.transpose(padded, [3, 1, 2, 0]),
+                            tf.transpose(d_outputs, [1, 2, 0, 3]), 1, "VALID")
+    return tf.transpose(d_kernel, [1, 2, 0, 3])
+
+
+def _same_conv(data_format, forward_input_gradient, forward_filter_gradient):
+    """A stride-1 'SAME' convolution (odd kernel) whose gradients may be forward convolutions.
 
     d(loss)/d(input) of such a convolution is itself a stride-1 'SAME' convolution of the output
     gradient with the kernel rotated by 180 degrees and its input and output channels swapped.
-    TensorFlow computes it with Conv2DBackpropInput, which oneDNN runs at well under its forward
-    rate on CPUs (profiled: 1.2-2.9x slower than the same arithmetic as a forward Conv2D for
-    ResNet-50's layers at batch 16). The weight gradient stays TF's Conv2DBackpropFilter.
+    TensorFlow computes it with Conv2DBackpropInput, which TF's own CPU kernels run at well under
+    their forward rate (profiled with oneDNN off: 1.2-2.9x slower than the same arithmetic as a
+    forward Conv2D for ResNet-50's layers at batch 16). The weight gradient is TF's
+    Conv2DBackpropFilter unless `forward_filter_gradient` (`_filter_gradient_as_conv`).
     """
     @tf.custom_gradient
     def conv(inputs, kernel):
         outputs = tf.nn.conv2d(inputs, kernel, 1, "SAME", data_format=data_format)
 
         def grad(d_outputs):
-            flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-            d_inputs = tf.nn.conv2d(d_outputs, flipped, 1, "SAME", data_format=data_format)
-            d_kernel = tf1.nn.conv2d_backprop_filter(inputs, tf.shape(kernel), d_outputs,
-                                                     [1, 1, 1, 1], "SAME",
-                                                     data_format=data_format)
+            if forward_input_gradient:
+                with tf.control_dependencies([d_outputs]):
+                    flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+                d_inputs = tf.nn.conv2d(d_outputs, flipped, 1, "SAME", data_format=data_format)
+            else:
+                d_inputs = tf1.nn.conv2d_backprop_input(tf.shape(inputs), kernel, d_outputs,
+                                                        [1, 1, 1, 1], "SAME",
+                                                        data_format=data_format)
+            if forward_filter_gradient:
+                d_kernel = _filter_gradient_as_conv(inputs, d_outputs, kernel.shape[0])
+            else:
+                d_kernel = tf1.nn.conv2d_backprop_filter(inputs, tf.shape(kernel), d_outputs,
+                                                         [1, 1, 1, 1], "SAME",
+                                                         data_format=data_format)
             return d_inputs, d_kernel
         return outputs, grad
     return conv

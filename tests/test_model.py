@@ -227,42 +227,91 @@ def test_nhwc_and_nchw_agree():
     np.testing.assert_allclose(outs["NCHW"], outs["NHWC"], rtol=1e-4, atol=1e-5)
 
 
+def _gradients_and_ops(depth, size, data_format, images):
+    """Every trainable variable's gradient of a fixed loss, and the graph's op-type counts."""
+    g = tf.Graph()
+    with g.as_default():
+        tf1.set_random_seed(5)
+        logits, _ = resnet_tf1.ResNet(depth, data_format=data_format)(tf.constant(images),
+                                                                    is_training=True)
+        variables = tf1.trainable_variables()
+        gradients = tf.gradients(tf.reduce_sum(tf.square(logits)), variables)
+        ops = g.get_operations()
+        counts = {
+            "backprop_input": sum(op.type == "Conv2DBackpropInput" for op in ops),
+            "backprop_filter": sum(op.type == "Conv2DBackpropFilter" for op in ops),
+            "strided": sum(op.type == "Conv2D" and max(op.get_attr("strides")) > 1 for op in ops),
+        }
+        with tf1.Session() as s:
+            s.run(tf1.global_variables_initializer())
+            try:
+                values = s.run(gradients)
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+                pytest.skip("NCHW cannot run on this device: %s" % str(e).splitlines()[0])
+    return {v.op.name: x for v, x in zip(variables, values)}, counts
+
+
+def _assert_same_gradients(fast, slow):
+    assert fast.keys() == slow.keys()
+    for name in fast:
+        scale = np.abs(slow[name]).max()
+        assert scale > 0, name
+        np.testing.assert_allclose(fast[name], slow[name], rtol=0, atol=2e-5 * scale,
+                                   err_msg=name)
+
+
 @pytest.mark.parametrize("depth, size, data_format", [(20, 32, "NHWC"), (50, 64, "NHWC"),
                                                       (18, 64, "NCHW")])
 def test_forward_conv_input_gradients_equal_tensorflows(depth, size, data_format, monkeypatch):
-    """Training graphs take stride-1 convolutions' input gradients as forward convolutions of the
-    rotated, transposed kernel: every weight gradient equals TF's own Conv2DBackpropInput path."""
+    """Training graphs can take stride-1 convolutions' input gradients as forward convolutions
+    of the rotated, transposed kernel: every weight gradient equals TF's own
+    Conv2DBackpropInput path."""
     images = np.random.RandomState(2).uniform(-1, 1, (3, size, size, 3)).astype(np.float32)
-    grads, backprop_input_ops = {}, {}
+    grads, counts = {}, {}
+    monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_FILTER_GRADIENT", False)
     for fast in (True, False):
         monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", fast)
+        grads[fast], counts[fast] = _gradients_and_ops(depth, size, data_format, images)
+    # Only the strided convolutions keep TF's op (built for the stem too, never run).
+    assert counts[True]["backprop_input"] == counts[True]["strided"]
+    assert counts[False]["backprop_input"] > 2 * counts[False]["strided"]
+    _assert_same_gradients(grads[True], grads[False])
+
+
+@pytest.mark.parametrize("depth, size", [(20, 32), (50, 64)])
+def test_forward_conv_filter_gradients_equal_tensorflows(depth, size, monkeypatch):
+    """A stride-1 convolution's weight gradient as one forward convolution (batch and channels
+    swapped) equals TF's Conv2DBackpropFilter for every variable, 1x1 and 3x3 kernels alike."""
+    images = np.random.RandomState(3).uniform(-1, 1, (3, size, size, 3)).astype(np.float32)
+    grads, counts = {}, {}
+    monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", False)
+    for fast in (True, False):
+        monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_FILTER_GRADIENT", fast)
+        grads[fast], counts[fast] = _gradients_and_ops(depth, size, "NHWC", images)
+    # Only the strided convolutions keep TF's weight-gradient op.
+    assert counts[True]["backprop_filter"] == counts[True]["strided"]
+    assert counts[False]["backprop_filter"] > 2 * counts[False]["strided"]
+    _assert_same_gradients(grads[True], grads[False])
+
+
+def test_forward_conv_filter_gradient_default_picks_the_measured_layers():
+    """By default (oneDNN on, float32 NHWC, no GPU) exactly the 3x3 stride-1 convolutions at 14x14
+    and below take the forward-convolution weight gradient: in ResNet-50's slim layout, block3's
+    first five units and block4's three."""
+    if not resnet_tf1.model._onednn_enabled() or tf.config.list_physical_devices("GPU"):
+        pytest.skip("the default applies with oneDNN on and no GPU")
+    counts = {}
+    for variant in ("slim", "paper"):
         g = tf.Graph()
         with g.as_default():
-            tf1.set_random_seed(5)
-            logits, _ = resnet_tf1.ResNet(depth, data_format=data_format)(tf.constant(images),
-                                                                        is_training=True)
-            variables = tf1.trainable_variables()
-            loss = tf.reduce_sum(tf.square(logits))
-            gradients = tf.gradients(loss, variables)
+            logits, _ = resnet_tf1.ResNet(50, variant=variant)(
+                tf1.placeholder(tf.float32, [2, 224, 224, 3]), is_training=True)
+            tf.gradients(tf.reduce_sum(logits), tf1.trainable_variables())
             ops = g.get_operations()
-            backprop_input_ops[fast] = sum(op.type == "Conv2DBackpropInput" for op in ops)
-            strided = sum(op.type == "Conv2D" and max(op.get_attr("strides")) > 1 for op in ops)
-            with tf1.Session() as s:
-                s.run(tf1.global_variables_initializer())
-                try:
-                    values = s.run(gradients)
-                except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
-                    pytest.skip("NCHW cannot run on this device: %s" % str(e).splitlines()[0])
-        grads[fast] = {v.op.name: x for v, x in zip(variables, values)}
-    # Only the strided convolutions keep TF's op (built for the stem too, never run).
-    assert backprop_input_ops[True] == strided
-    assert backprop_input_ops[False] > 2 * strided
-    assert grads[True].keys() == grads[False].keys()
-    for name, fast in grads[True].items():
-        slow = grads[False][name]
-        scale = np.abs(slow).max()
-        assert scale > 0, name
-        np.testing.assert_allclose(fast, slow, rtol=0, atol=2e-5 * scale, err_msg=name)
+        convs = sum(op.type == "Conv2D" for op in ops if "gradients" not in op.name)
+        counts[variant] = convs - sum(op.type == "Conv2DBackpropFilter" for op in ops)
+    # slim: block3's last unit strides in its 3x3; paper: units 1 stride in the first 1x1.
+    assert counts == {"slim": 5 + 3, "paper": 6 + 3}
 
 
 @pytest.mark.parametrize("kwargs, arg", [
