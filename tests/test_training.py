@@ -233,6 +233,39 @@ def test_two_towers_give_the_same_update_as_one_tower_on_the_concatenated_batch(
     assert any(np.max(np.abs(one[n] - init[n])) > 1e-4 for n in moved)
 
 
+@pytest.mark.parametrize("num_gpus", [1, 2])
+def test_a_training_step_is_sgd_on_cross_entropy_plus_weight_decay(num_gpus):
+    """The weight decay's gradient is added per variable, after the cross-entropy's (to keep it
+    out of the backward pass's memory peak): the first momentum step still moves every variable
+    by -lr * d(cross-entropy + weight decay)/dw, as tf.gradients of the whole loss says."""
+    rng = np.random.RandomState(1)
+    images = rng.normal(0, 50, (8, 32, 32, 3)).astype(np.float32)
+    labels = rng.randint(0, 10, 8).astype(np.int32)
+    p = run_config.RunParams(model_dir="unused", dataset="cifar10", depth=8, batch_size=8,
+                              num_gpus=num_gpus, learning_rate=0.1, lr_boundaries=(),
+                              weight_decay=0.05, device="/cpu:0")
+    with tf.Graph().as_default():
+        tf1.set_random_seed(3)
+        step = tf1.train.get_or_create_global_step()
+        train_op, metrics = train_lib.build_train_op(p, tf.constant(images), tf.constant(labels),
+                                                     step)
+        variables = tf1.trainable_variables()
+        whole = tf.gradients(metrics["cross_entropy"] + metrics["weight_decay"], variables)
+        xent_only = tf.gradients(metrics["cross_entropy"], variables)
+        with tf1.Session(config=run_config.session_config()) as s:
+            s.run(tf1.global_variables_initializer())
+            before, grads, plain, lr = s.run([variables, whole, xent_only,
+                                              metrics["learning_rate"]])
+            s.run(train_op)
+            after = s.run(variables)
+    decayed = 0
+    for v, b, g, x, a in zip(variables, before, grads, plain, after):
+        np.testing.assert_allclose(a, b - lr * g, rtol=1e-4, atol=1e-6, err_msg=v.op.name)
+        decayed += "weights" in v.op.name and np.abs(g - x).max() > 1e-3 * np.abs(x).max()
+    # Every conv kernel and the FC weights decay; BN parameters and biases do not.
+    assert decayed == sum("weights" in v.op.name for v in variables) > 5
+
+
 def _spatial(name):
     """Spatial positions per example at a CIFAR ResNet-20 BN layer."""
     return {"block2": 16 * 16, "block3": 8 * 8}.get(name.split("/")[1], 32 * 32)
