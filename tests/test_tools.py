@@ -121,7 +121,7 @@ def test_benchmark_cli_smoke(mode):
     common = ["--depth=20", "--batch_size=8", "--steps=2", "--rounds=2", "--warmup=1",
               "--matmul_size=256", "--mode=" + mode]
     if mode == "train":
-        r = _run("benchmark.py", *common, "--input_pipeline=cifar10")
+        r = _run("benchmark.py", *common, "--input_pipeline=cifar10", "--memory_runs=2")
         assert r.returncode == 0, r.stderr[-2000:]
         lines = r.stdout.splitlines()
         assert lines[0].startswith("ResNet-20 train float32 NHWC batch 8 on CPU (")
