@@ -11,10 +11,10 @@ Each model lives in its own graph and session. All are built and warmed up first
 round by round, alternating (A B C M A B C M ...), so that a machine whose speed drifts treats
 them alike; per model it prints the median, min and max images/sec over the rounds, the peak
 resident memory (each model run alone in a child process, batch as given; the median of
-`--memory_runs` such processes, alternated) and the ratio ours / peer. "of peak" is the fraction of the machine's float arithmetic rate reached: our
-multiply-adds per image (x2 FLOPs; x3 for a training step: forward, and backward for inputs and
-weights) times images/sec, over the rate of an NxN matmul in the same precision, timed in the
-same rounds.
+`--memory_runs` such processes, alternated) and the ratio ours / peer. "of peak" is the
+fraction of the machine's float arithmetic rate reached: our multiply-adds per image (x2 FLOPs;
+x3 for a training step: forward, and backward for inputs and weights) times images/sec, over the
+rate of an NxN matmul in the same precision, timed in the same rounds.
 
 Our training step is the training library's own (`train_lib.build_train_op`: the same loss,
 weight decay, optimizer, NaN guard and BN updates as scripts/train.py); the peers' step is their
