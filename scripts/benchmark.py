@@ -40,7 +40,6 @@ import resnet_tf1  # noqa: F401  (first: it sets TensorFlow's CPU options before
 import tensorflow as tf
 from absl import app, flags, logging
 from tensorflow.core.protobuf import rewriter_config_pb2
-from tensorflow.python.util import _pywrap_util_port
 
 from resnet_tf1 import data, manifest, model as model_lib, run_config, train_lib
 from resnet_tf1.data import fake
@@ -278,7 +277,7 @@ def _machine():
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
     return {"cpu": model, "cores": os.cpu_count(), "cpu_flags": [f for f in wanted if f in have],
             "gpus": [g.name for g in tf.config.list_physical_devices("GPU")],
-            "tensorflow": tf.__version__, "onednn": bool(_pywrap_util_port.IsMklEnabled())}
+            "tensorflow": tf.__version__, "onednn": model_lib._onednn_enabled()}
 
 
 def main(argv):
