@@ -18,6 +18,7 @@ constructor arguments (see `ResNet`), never defaults that change with the hardwa
 
 import collections
 import contextlib
+import functools
 
 import tensorflow as tf
 
@@ -37,8 +38,10 @@ BNLayer = collections.namedtuple("BNLayer", ["scope", "inputs", "moving_mean",
 # BUILD.md, "Speed"). True or False forces it.
 FORWARD_CONV_INPUT_GRADIENT = None
 # Whether they take the weight gradient of 3x3 stride-1 convolutions at 14x14 and below as a
-# forward convolution (`_filter_gradient_as_conv`); None: float32 NHWC with oneDNN on, no GPU
-# (where it was measured faster). True forces it for every stride-1 NHWC convolution (tests).
+# forward convolution (`_filter_gradient_as_conv`); None: only where it was measured faster,
+# float32 NHWC with oneDNN on, no GPU, on a CPU with AVX2 but no AVX-512 (oneDNN's AVX-512
+# Conv2DBackpropFilter runs at its forward rate, and there it measured slower: BUILD.md, "Speed").
+# True forces it for every stride-1 NHWC convolution (tests).
 FORWARD_CONV_FILTER_GRADIENT = None
 
 # One row of an architecture table: a stage of `num_units` residual units whose convolutions are
@@ -701,6 +704,21 @@ def _onednn_enabled():
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
+@functools.lru_cache(maxsize=None)
+def _cpu_flags():
+    """The CPU's feature flags as Linux reports them ("avx2", "avx512f", "amx_bf16", ...); empty
+    where /proc/cpuinfo is not readable."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "flags":
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 def _forward_conv_input_gradient():
     if FORWARD_CONV_INPUT_GRADIENT is None:
         return not _onednn_enabled()
@@ -709,16 +727,19 @@ def _forward_conv_input_gradient():
 
 def _forward_conv_filter_gradient(net, kernel, data_format):
     """Whether a stride-1 convolution's weight gradient is built as a forward convolution
-    (`_same_conv`). Only where it measured faster: oneDNN's Conv2DBackpropFilter runs 3x3 kernels
-    at about half its forward rate, and for ResNet's 3x3 layers at 14x14 and 7x7 the same
-    arithmetic as a forward convolution took 0.70-0.84 of its time (at 28x28 equal, at 56x56 and
-    for every 1x1 slower; BUILD.md, "Speed"). float32 NHWC on a CPU only: no GPU was measured."""
+    (`_same_conv`). Only where it measured faster: with AVX2 alone, oneDNN's Conv2DBackpropFilter
+    runs 3x3 kernels at about half its forward rate, and for ResNet's 3x3 layers at 14x14 and 7x7
+    the same arithmetic as a forward convolution took 0.70-0.84 of its time (at 28x28 equal, at
+    56x56 and for every 1x1 slower). With AVX-512 (AMD Zen 4) Conv2DBackpropFilter runs within
+    10 % of the forward rate and the forward-convolution form took 1.2-1.4x its time at every
+    size (BUILD.md, "Speed"). float32 NHWC on a CPU only: no GPU was measured."""
     if FORWARD_CONV_FILTER_GRADIENT is not None:
         return bool(FORWARD_CONV_FILTER_GRADIENT) and data_format == "NHWC"
     spatial = net.shape[1:3] if data_format == "NHWC" else net.shape[2:4]
     return (kernel == 3 and data_format == "NHWC" and net.dtype == tf.float32
             and None not in spatial and spatial[0] * spatial[1] <= 14 * 14
-            and _onednn_enabled() and not tf.config.list_physical_devices("GPU"))
+            and _onednn_enabled() and not tf.config.list_physical_devices("GPU")
+            and "avx2" in _cpu_flags() and "avx512f" not in _cpu_flags())
 
 
 def _filter_gradient_as_conv(inputs, d_outputs, kernel_size):

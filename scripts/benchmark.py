@@ -262,18 +262,17 @@ def bench_pipeline(kind):
 
 def _machine():
     """CPU model, cores, the vector / matrix extensions that matter here, GPUs, TF version."""
-    model, have = platform.processor() or platform.machine(), set()
+    model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 key, _, value = line.partition(":")
                 if key.strip() == "model name":
                     model = value.strip()
-                elif key.strip() == "flags":
-                    have = set(value.split())
                     break
     except OSError:
         pass
+    have = model_lib._cpu_flags()
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
     return {"cpu": model, "cores": os.cpu_count(), "cpu_flags": [f for f in wanted if f in have],
             "gpus": [g.name for g in tf.config.list_physical_devices("GPU")],

@@ -294,12 +294,21 @@ def test_forward_conv_filter_gradients_equal_tensorflows(depth, size, monkeypatc
     _assert_same_gradients(grads[True], grads[False])
 
 
-def test_forward_conv_filter_gradient_default_picks_the_measured_layers():
-    """By default (oneDNN on, float32 NHWC, no GPU) exactly the 3x3 stride-1 convolutions at 14x14
-    and below take the forward-convolution weight gradient: in ResNet-50's slim layout, block3's
-    first five units and block4's three."""
+@pytest.mark.parametrize("cpu_flags, want", [
+    # AVX2 alone: the 3x3 stride-1 convolutions at 14x14 and below. slim: block3's last unit
+    # strides in its 3x3, so five of its units plus block4's three; paper: all six plus three.
+    (("avx2", "fma"), {"slim": 5 + 3, "paper": 6 + 3}),
+    # AVX-512: oneDNN's own weight-gradient kernel everywhere (it measured faster there).
+    (("avx2", "avx512f", "avx512_bf16"), {"slim": 0, "paper": 0}),
+])
+def test_forward_conv_filter_gradient_default_picks_the_measured_layers(cpu_flags, want,
+                                                                       monkeypatch):
+    """By default (oneDNN on, float32 NHWC, no GPU) the forward-convolution weight gradient is
+    taken exactly where it measured faster: by the CPU's vector extensions and the layer's
+    size."""
     if not resnet_tf1.model._onednn_enabled() or tf.config.list_physical_devices("GPU"):
         pytest.skip("the default applies with oneDNN on and no GPU")
+    monkeypatch.setattr(resnet_tf1.model, "_cpu_flags", lambda: frozenset(cpu_flags))
     counts = {}
     for variant in ("slim", "paper"):
         g = tf.Graph()
@@ -310,8 +319,7 @@ def test_forward_conv_filter_gradient_default_picks_the_measured_layers():
             ops = g.get_operations()
         convs = sum(op.type == "Conv2D" for op in ops if "gradients" not in op.name)
         counts[variant] = convs - sum(op.type == "Conv2DBackpropFilter" for op in ops)
-    # slim: block3's last unit strides in its 3x3; paper: units 1 stride in the first 1x1.
-    assert counts == {"slim": 5 + 3, "paper": 6 + 3}
+    assert counts == want
 
 
 @pytest.mark.parametrize("kwargs, arg", [
