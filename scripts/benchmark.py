@@ -4,7 +4,7 @@ large matmul (the machine's peak) and the input pipeline.
 
     python scripts/benchmark.py --depth=50 --batch_size=16 --mode=inference --compare=slim,keras
     python scripts/benchmark.py --depth=50 --batch_size=16 --mode=train --dtype=bfloat16 \
-        --compare=slim,keras --input_pipeline=imagenet --json
+        --compare=slim,keras,slim_float32 --input_pipeline=imagenet --json
     python scripts/benchmark.py --depth=20 --batch_size=128 --input_pipeline=cifar10
 
 Each model lives in its own graph and session. All are built and warmed up first, then timed
@@ -21,8 +21,9 @@ weight decay, optimizer, NaN guard and BN updates as scripts/train.py); the peer
 logits with the same loss and a momentum optimizer, and their own BN updates. Data is synthetic,
 made on the device. Precision: `--dtype` is ours (float32 master variables, compute in dtype);
 peers have no low-precision graph, so with --dtype=bfloat16 they run with oneDNN's
-auto_mixed_precision_onednn_bfloat16 rewrite (the same precision mode); `--onednn_bf16_rewrite`
-turns that rewrite on for every float32 graph, ours included. `--fold_bn` (inference) times our
+auto_mixed_precision_onednn_bfloat16 rewrite (the same precision mode), and `--compare=
+slim_float32,keras_float32` adds them in plain float32 (no rewrite) to the same run;
+`--onednn_bf16_rewrite` turns that rewrite on for every float32 graph, ours included. `--fold_bn` (inference) times our
 BN-folded graph (`fold_bn`, what export writes).
 """
 
@@ -46,7 +47,9 @@ from resnet_tf1.data import fake
 
 tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
-PEERS = ("slim", "keras")
+# slim_float32 / keras_float32: the peer in plain float32, without the bfloat16 rewrite even in a
+# --dtype=bfloat16 run (the baseline of "bfloat16 is N x TF-slim float32", in the same run).
+PEERS = ("slim", "keras", "slim_float32", "keras_float32")
 flags.DEFINE_integer("depth", 50, "ResNet depth (CIFAR depths 6n+2 run on 32x32).")
 flags.DEFINE_enum("variant", "paper", model_lib.VARIANTS, "Our variant.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.", lower_bound=1)
@@ -58,7 +61,9 @@ flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16", "float16"], "Our c
 flags.DEFINE_enum("data_format", "NHWC", model_lib.DATA_FORMATS, "Our internal layout.")
 flags.DEFINE_string("device", "/gpu:0", "Device (soft placement falls back to the CPU).")
 flags.DEFINE_list("compare", [], "Peers measured in the same run: slim (TF-slim resnet_v1_<depth>),"
-                  " keras (tf-keras applications.ResNet<depth>); bottleneck depths only.")
+                  " keras (tf-keras applications.ResNet<depth>), in our precision mode; "
+                  "slim_float32, keras_float32: the same in plain float32 (no bfloat16 rewrite); "
+                  "bottleneck depths only.")
 flags.DEFINE_alias("peers", "compare")
 flags.DEFINE_bool("fold_bn", False, "Inference: our graph with batch norm folded into the convs.")
 flags.DEFINE_bool("onednn_bf16_rewrite", False, "oneDNN's bfloat16 auto-mixed-precision rewrite "
@@ -190,12 +195,12 @@ def _candidates():
                                   and FLAGS.dtype == "float32" else "")
     peer_mode = "float32%s" % (", bf16 rewrite" if _peer_rewrite() else "")
     out = [("ours", ours, build_ours, FLAGS.onednn_bf16_rewrite and FLAGS.dtype == "float32")]
-    if "slim" in FLAGS.compare:
-        out.append(("slim", "TF-slim resnet_v1_%d (%s)" % (FLAGS.depth, peer_mode), build_slim,
-                    _peer_rewrite()))
-    if "keras" in FLAGS.compare:
-        out.append(("keras", "tf-keras ResNet%d (%s)" % (FLAGS.depth, peer_mode), build_keras,
-                    _peer_rewrite()))
+    for key, label, build in (("slim", "TF-slim resnet_v1_%d" % FLAGS.depth, build_slim),
+                              ("keras", "tf-keras ResNet%d" % FLAGS.depth, build_keras)):
+        if key in FLAGS.compare:
+            out.append((key, "%s (%s)" % (label, peer_mode), build, _peer_rewrite()))
+        if key + "_float32" in FLAGS.compare:
+            out.append((key + "_float32", "%s (float32)" % label, build, False))
     return out
 
 
@@ -288,8 +293,8 @@ def main(argv):
                                                                               ", ".join(PEERS)))
         if FLAGS.depth not in model_lib.IMAGENET_UNITS or FLAGS.depth in model_lib.BASIC_DEPTHS:
             raise app.UsageError("--compare=%s needs a bottleneck depth (50, 101, 152%s)"
-                                 % (peer, ", 200" if peer == "slim" else ""))
-        if peer == "keras" and FLAGS.depth == 200:
+                                 % (peer, ", 200" if peer.startswith("slim") else ""))
+        if peer.startswith("keras") and FLAGS.depth == 200:
             raise app.UsageError("--compare=keras: tf-keras has no ResNet200")
     if FLAGS.fold_bn and FLAGS.mode != "inference":
         raise app.UsageError("--fold_bn applies to --mode=inference")
@@ -367,11 +372,11 @@ def main(argv):
     print("%s (%s, %d cores, %s; oneDNN %s)" % (what, machine["cpu"], machine["cores"],
                                                 " ".join(machine["cpu_flags"]) or "no AVX-512",
                                                 "on" if machine["onednn"] else "off"))
-    print("%-42s %9s %8s %8s %9s %12s %8s" % ("model", "median", "min", "max", "peak MB",
+    print("%-46s %9s %8s %8s %9s %12s %8s" % ("model", "median", "min", "max", "peak MB",
                                                 "ours/this", "of peak"))
     for key, e in result["models"].items():
         ips = e["images_per_sec"]
-        print("%-42s %9.1f %8.1f %8.1f %9s %12s %8s" % (
+        print("%-46s %9.1f %8.1f %8.1f %9s %12s %8s" % (
             e["label"], ips["median"], ips["min"], ips["max"],
             "%.0f" % e["peak_rss_mb"] if e.get("peak_rss_mb") else "-",
             "%.3f" % e["ratio_ours_to_this"] if "ratio_ours_to_this" in e else "-",

@@ -116,6 +116,29 @@ def test_dump_graph_cli(tmp_path):
     assert bad.returncode == 1 and "--config=" in bad.stderr
 
 
+def test_benchmark_peers_run_in_our_precision_mode_or_in_plain_float32():
+    """In a bfloat16 run the peers run with oneDNN's bfloat16 rewrite; their _float32 twins run
+    without it (the baseline of "bfloat16 is N x TF-slim float32", timed in the same run)."""
+    code = ("import sys, json; sys.path.insert(0, %r); import benchmark as b; "
+            "b.FLAGS(['b', '--dtype=bfloat16', '--variant=slim', "
+            "'--compare=slim,keras,slim_float32,keras_float32']); "
+            "print(json.dumps([(k, l, r) for k, l, _, r in b._candidates()]))"
+            % os.path.join(ROOT, "scripts"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout.splitlines()[-1]) == [
+        ["ours", "ours (slim, bfloat16)", False],
+        ["slim", "TF-slim resnet_v1_50 (float32, bf16 rewrite)", True],
+        ["slim_float32", "TF-slim resnet_v1_50 (float32)", False],
+        ["keras", "tf-keras ResNet50 (float32, bf16 rewrite)", True],
+        ["keras_float32", "tf-keras ResNet50 (float32)", False]]
+    bad = _run("benchmark.py", "--compare=slim,caffe")
+    assert bad.returncode != 0
+    assert "--compare: unknown peer 'caffe' (expected slim, keras, slim_float32, keras_float32)" \
+        in bad.stderr
+
+
 @pytest.mark.parametrize("mode", ["train", "inference"])
 def test_benchmark_cli_smoke(mode):
     common = ["--depth=20", "--batch_size=8", "--steps=2", "--rounds=2", "--warmup=1",
