@@ -21,13 +21,14 @@ weight decay, optimizer, NaN guard and BN updates as scripts/train.py); the peer
 logits with the same loss and a momentum optimizer, and their own BN updates. Data is synthetic,
 made on the device. Precision: `--dtype` is ours (float32 master variables, compute in dtype);
 peers have no low-precision graph, so with --dtype=bfloat16 they run with oneDNN's
-auto_mixed_precision_onednn_bfloat16 rewrite (the same precision mode), and `--compare=
-slim_float32,keras_float32` adds them in plain float32 (no rewrite) to the same run;
-`--onednn_bf16_rewrite` turns that rewrite on for every float32 graph, ours included. `--fold_bn` (inference) times our
-BN-folded graph (`fold_bn`, what export writes).
+auto_mixed_precision_onednn_bfloat16 rewrite (the same precision mode), and
+`--compare=slim_float32,keras_float32` adds them in plain float32 (no rewrite) to the same run;
+`--onednn_bf16_rewrite` turns that rewrite on for every float32 graph, ours included.
+`--fold_bn` (inference) times our BN-folded graph (`fold_bn`, what export writes).
 """
 
 import json
+import math
 import os
 import platform
 import resource
@@ -50,6 +51,7 @@ FLAGS = flags.FLAGS
 # slim_float32 / keras_float32: the peer in plain float32, without the bfloat16 rewrite even in a
 # --dtype=bfloat16 run (the baseline of "bfloat16 is N x TF-slim float32", in the same run).
 PEERS = ("slim", "keras", "slim_float32", "keras_float32")
+MATMUL_SECONDS = 1.0  # how long each round times the peak matmul
 flags.DEFINE_integer("depth", 50, "ResNet depth (CIFAR depths 6n+2 run on 32x32).")
 flags.DEFINE_enum("variant", "paper", model_lib.VARIANTS, "Our variant.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.", lower_bound=1)
@@ -173,7 +175,7 @@ class Candidate:
     """One model in its own graph and session, timed round by round."""
 
     def __init__(self, key, label, build, rewrite):
-        self.key, self.label, self.rates = key, label, []
+        self.key, self.label, self.rates, self.steps = key, label, [], FLAGS.steps
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.op = build()
@@ -316,12 +318,17 @@ def main(argv):
     timed = candidates + ([matmul] if matmul else [])
     for c in timed:
         c.run(FLAGS.warmup)
+    if matmul:
+        # One matmul takes milliseconds: `--steps` of them would time mostly the thread pool
+        # waking up after the model before it. Each round times MATMUL_SECONDS of them.
+        matmul.steps = max(FLAGS.steps, math.ceil(MATMUL_SECONDS / (matmul.run(5) / 5)))
+    flops = 2 * FLAGS.matmul_size ** 3
     for r in range(FLAGS.rounds):
         for c in timed:
-            c.rates.append(FLAGS.steps / c.run(FLAGS.steps))  # steps/sec
+            c.rates.append(c.steps / c.run(c.steps))  # steps/sec
         logging.info("round %d/%d: %s", r + 1, FLAGS.rounds, "  ".join(
-            "%s %.1f" % (c.key, c.rates[-1] * (FLAGS.batch_size if c is not matmul else 1))
-            for c in timed))
+            "%s %.1f" % (c.key, c.rates[-1] * FLAGS.batch_size) if c is not matmul else
+            "matmul %.1f GFLOP/s" % (c.rates[-1] * flops / 1e9) for c in timed))
     config = dict(depth=FLAGS.depth, variant=FLAGS.variant,
                   num_classes=data.spec(run_config.default_dataset(FLAGS.depth)).num_classes)
     macs = manifest.make(config, size)["multiply_adds"]
