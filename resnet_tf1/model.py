@@ -37,11 +37,11 @@ BNLayer = collections.namedtuple("BNLayer", ["scope", "inputs", "moving_mean",
 # backward-data kernel runs at the forward rate and the rotated kernel's transposes cost ~1.5 %:
 # BUILD.md, "Speed"). True or False forces it.
 FORWARD_CONV_INPUT_GRADIENT = None
-# Whether they take the weight gradient of 3x3 stride-1 convolutions at 14x14 and below as a
-# forward convolution (`_filter_gradient_as_conv`); None: only where it was measured faster,
-# float32 NHWC with oneDNN on, no GPU, on a CPU with AVX2 but no AVX-512 (oneDNN's AVX-512
-# Conv2DBackpropFilter runs at its forward rate, and there it measured slower: BUILD.md, "Speed").
-# True forces it for every stride-1 NHWC convolution (tests).
+# Whether they take the weight gradient of stride-1 convolutions as a forward convolution
+# (`_filter_gradient_as_conv`); None: only where it was measured faster, NHWC with oneDNN on and
+# no GPU: float32 3x3 layers at 14x14 and below on a CPU with AVX2 but no AVX-512, bfloat16
+# layers at 7x7 on a CPU with AVX512-BF16 but no AMX (`_forward_conv_filter_gradient`; BUILD.md,
+# "Speed"). True forces it for every stride-1 NHWC convolution (tests).
 FORWARD_CONV_FILTER_GRADIENT = None
 
 # One row of an architecture table: a stage of `num_units` residual units whose convolutions are
@@ -727,19 +727,30 @@ def _forward_conv_input_gradient():
 
 def _forward_conv_filter_gradient(net, kernel, data_format):
     """Whether a stride-1 convolution's weight gradient is built as a forward convolution
-    (`_same_conv`). Only where it measured faster: with AVX2 alone, oneDNN's Conv2DBackpropFilter
-    runs 3x3 kernels at about half its forward rate, and for ResNet's 3x3 layers at 14x14 and 7x7
-    the same arithmetic as a forward convolution took 0.70-0.84 of its time (at 28x28 equal, at
-    56x56 and for every 1x1 slower). With AVX-512 (AMD Zen 4) Conv2DBackpropFilter runs within
-    10 % of the forward rate and the forward-convolution form took 1.2-1.4x its time at every
-    size (BUILD.md, "Speed"). float32 NHWC on a CPU only: no GPU was measured."""
+    (`_same_conv`). Only where it measured faster (BUILD.md, "Speed"), NHWC on a CPU with oneDNN
+    (no GPU was measured):
+    - float32, AVX2 without AVX-512: oneDNN's Conv2DBackpropFilter runs 3x3 kernels at about half
+      its forward rate, and for ResNet's 3x3 layers at 14x14 and 7x7 the forward-convolution
+      form took 0.70-0.84 of its time (at 28x28 equal, at 56x56 and for every 1x1 slower). With
+      AVX-512 (AMD Zen 4) Conv2DBackpropFilter runs within 10 % of the forward rate and the
+      forward form took 1.2-1.4x its time at every size: off.
+    - bfloat16 with AVX512-BF16 and no AMX (Zen 4): at 7x7 the forward form took 0.74 of the
+      time of oneDNN's bfloat16 Conv2DBackpropFilter for 3x3 kernels and 0.76-0.90 for 1x1; at
+      14x14 and above equal or slower. AMX machines run other kernels: not measured, off.
+    """
     if FORWARD_CONV_FILTER_GRADIENT is not None:
         return bool(FORWARD_CONV_FILTER_GRADIENT) and data_format == "NHWC"
     spatial = net.shape[1:3] if data_format == "NHWC" else net.shape[2:4]
-    return (kernel == 3 and data_format == "NHWC" and net.dtype == tf.float32
-            and None not in spatial and spatial[0] * spatial[1] <= 14 * 14
-            and _onednn_enabled() and not tf.config.list_physical_devices("GPU")
-            and "avx2" in _cpu_flags() and "avx512f" not in _cpu_flags())
+    if (data_format != "NHWC" or None in spatial or not _onednn_enabled()
+            or tf.config.list_physical_devices("GPU")):
+        return False
+    flags, pixels = _cpu_flags(), spatial[0] * spatial[1]
+    if net.dtype == tf.float32:
+        return (kernel == 3 and pixels <= 14 * 14
+                and "avx2" in flags and "avx512f" not in flags)
+    if net.dtype == tf.bfloat16:
+        return pixels <= 7 * 7 and "avx512_bf16" in flags and "amx_bf16" not in flags
+    return False
 
 
 def _filter_gradient_as_conv(inputs, d_outputs, kernel_size):

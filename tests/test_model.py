@@ -294,18 +294,25 @@ def test_forward_conv_filter_gradients_equal_tensorflows(depth, size, monkeypatc
     _assert_same_gradients(grads[True], grads[False])
 
 
-@pytest.mark.parametrize("cpu_flags, want", [
-    # AVX2 alone: the 3x3 stride-1 convolutions at 14x14 and below. slim: block3's last unit
-    # strides in its 3x3, so five of its units plus block4's three; paper: all six plus three.
-    (("avx2", "fma"), {"slim": 5 + 3, "paper": 6 + 3}),
-    # AVX-512: oneDNN's own weight-gradient kernel everywhere (it measured faster there).
-    (("avx2", "avx512f", "avx512_bf16"), {"slim": 0, "paper": 0}),
+@pytest.mark.parametrize("dtype, cpu_flags, want", [
+    # float32, AVX2 alone: the 3x3 stride-1 convolutions at 14x14 and below. slim: block3's last
+    # unit strides in its 3x3, so five of its units plus block4's three; paper: six plus three.
+    ("float32", ("avx2", "fma"), {"slim": 5 + 3, "paper": 6 + 3}),
+    # float32, AVX-512: oneDNN's own weight-gradient kernel everywhere (it measured faster there).
+    ("float32", ("avx2", "avx512f", "avx512_bf16"), {"slim": 0, "paper": 0}),
+    # bfloat16, AVX512-BF16 without AMX: every stride-1 convolution at 7x7. slim: block3's last
+    # 1x1 after its strided 3x3, block4's nine and its projection; paper: block4 minus the
+    # strided first 1x1 and projection.
+    ("bfloat16", ("avx2", "avx512f", "avx512_bf16"), {"slim": 1 + 9 + 1, "paper": 8}),
+    # bfloat16 with AMX, or emulated on AVX2: not measured, TF's own op.
+    ("bfloat16", ("avx2", "avx512f", "avx512_bf16", "amx_bf16"), {"slim": 0, "paper": 0}),
+    ("bfloat16", ("avx2", "fma"), {"slim": 0, "paper": 0}),
 ])
-def test_forward_conv_filter_gradient_default_picks_the_measured_layers(cpu_flags, want,
+def test_forward_conv_filter_gradient_default_picks_the_measured_layers(dtype, cpu_flags, want,
                                                                        monkeypatch):
-    """By default (oneDNN on, float32 NHWC, no GPU) the forward-convolution weight gradient is
-    taken exactly where it measured faster: by the CPU's vector extensions and the layer's
-    size."""
+    """By default (oneDNN on, NHWC, no GPU) the forward-convolution weight gradient is taken
+    exactly where it measured faster: by the compute dtype, the CPU's vector extensions and the
+    layer's size."""
     if not resnet_tf1.model._onednn_enabled() or tf.config.list_physical_devices("GPU"):
         pytest.skip("the default applies with oneDNN on and no GPU")
     monkeypatch.setattr(resnet_tf1.model, "_cpu_flags", lambda: frozenset(cpu_flags))
@@ -313,13 +320,38 @@ def test_forward_conv_filter_gradient_default_picks_the_measured_layers(cpu_flag
     for variant in ("slim", "paper"):
         g = tf.Graph()
         with g.as_default():
-            logits, _ = resnet_tf1.ResNet(50, variant=variant)(
+            logits, _ = resnet_tf1.ResNet(50, variant=variant, dtype=dtype)(
                 tf1.placeholder(tf.float32, [2, 224, 224, 3]), is_training=True)
             tf.gradients(tf.reduce_sum(logits), tf1.trainable_variables())
             ops = g.get_operations()
         convs = sum(op.type == "Conv2D" for op in ops if "gradients" not in op.name)
         counts[variant] = convs - sum(op.type == "Conv2DBackpropFilter" for op in ops)
     assert counts == want
+
+
+def test_bfloat16_forward_conv_filter_gradients_match_tensorflows(monkeypatch):
+    """In bfloat16 the forward-convolution weight gradients equal TF's Conv2DBackpropFilter to
+    bfloat16's resolution (both accumulate in float32 and round the result to 8 bits)."""
+    images = np.random.RandomState(4).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+    grads = {}
+    monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", False)
+    for fast in (True, False):
+        monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_FILTER_GRADIENT", fast)
+        g = tf.Graph()
+        with g.as_default():
+            tf1.set_random_seed(5)
+            logits, _ = resnet_tf1.ResNet(20, dtype="bfloat16")(tf.constant(images),
+                                                                 is_training=True)
+            variables = tf1.trainable_variables()
+            gradients = tf.gradients(tf.reduce_sum(tf.square(logits)), variables)
+            with tf1.Session() as s:
+                s.run(tf1.global_variables_initializer())
+                grads[fast] = dict(zip([v.op.name for v in variables], s.run(gradients)))
+    for name, slow in grads[False].items():
+        scale = np.abs(slow).max()
+        assert scale > 0, name
+        np.testing.assert_allclose(grads[True][name], slow, rtol=0, atol=2e-2 * scale,
+                                   err_msg=name)
 
 
 @pytest.mark.parametrize("kwargs, arg", [
