@@ -297,7 +297,7 @@ def main(argv):
             raise app.UsageError("--compare=%s needs a bottleneck depth (50, 101, 152%s)"
                                  % (peer, ", 200" if peer.startswith("slim") else ""))
         if peer.startswith("keras") and FLAGS.depth == 200:
-            raise app.UsageError("--compare=keras: tf-keras has no ResNet200")
+            raise app.UsageError("--compare=%s: tf-keras has no ResNet200" % peer)
     if FLAGS.fold_bn and FLAGS.mode != "inference":
         raise app.UsageError("--fold_bn applies to --mode=inference")
     if FLAGS.child:
@@ -322,18 +322,18 @@ def main(argv):
         # One matmul takes milliseconds: `--steps` of them would time mostly the thread pool
         # waking up after the model before it. Each round times MATMUL_SECONDS of them.
         matmul.steps = max(FLAGS.steps, math.ceil(MATMUL_SECONDS / (matmul.run(5) / 5)))
-    flops = 2 * FLAGS.matmul_size ** 3
+    matmul_flops = 2 * FLAGS.matmul_size ** 3
     for r in range(FLAGS.rounds):
         for c in timed:
             c.rates.append(c.steps / c.run(c.steps))  # steps/sec
         logging.info("round %d/%d: %s", r + 1, FLAGS.rounds, "  ".join(
             "%s %.1f" % (c.key, c.rates[-1] * FLAGS.batch_size) if c is not matmul else
-            "matmul %.1f GFLOP/s" % (c.rates[-1] * flops / 1e9) for c in timed))
+            "matmul %.1f GFLOP/s" % (c.rates[-1] * matmul_flops / 1e9) for c in timed))
     config = dict(depth=FLAGS.depth, variant=FLAGS.variant,
                   num_classes=data.spec(run_config.default_dataset(FLAGS.depth)).num_classes)
     macs = manifest.make(config, size)["multiply_adds"]
     flops_per_image = 2 * macs * (3 if FLAGS.mode == "train" else 1)
-    peak = (statistics.median(matmul.rates) * 2 * FLAGS.matmul_size ** 3) if matmul else None
+    peak = statistics.median(matmul.rates) * matmul_flops if matmul else None
     result = {"what": what, "machine": machine, "batch_size": FLAGS.batch_size,
               "mode": FLAGS.mode, "dtype": FLAGS.dtype, "rounds": FLAGS.rounds,
               "steps_per_round": FLAGS.steps, "multiply_adds_per_image": macs,
