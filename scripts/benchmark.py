@@ -52,6 +52,8 @@ FLAGS = flags.FLAGS
 # --dtype=bfloat16 run (the baseline of "bfloat16 is N x TF-slim float32", in the same run).
 PEERS = ("slim", "keras", "slim_float32", "keras_float32")
 MATMUL_SECONDS = 1.0  # how long each round times the peak matmul
+# Without it a session's global_jit_level clusters GPU ops only: on a CPU, --xla did nothing.
+XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
 flags.DEFINE_integer("depth", 50, "ResNet depth (CIFAR depths 6n+2 run on 32x32).")
 flags.DEFINE_enum("variant", "paper", model_lib.VARIANTS, "Our variant.")
 flags.DEFINE_integer("batch_size", 32, "Batch size.", lower_bound=1)
@@ -70,7 +72,8 @@ flags.DEFINE_alias("peers", "compare")
 flags.DEFINE_bool("fold_bn", False, "Inference: our graph with batch norm folded into the convs.")
 flags.DEFINE_bool("onednn_bf16_rewrite", False, "oneDNN's bfloat16 auto-mixed-precision rewrite "
                   "for every float32 graph (ours too).")
-flags.DEFINE_bool("xla", False, "XLA JIT for every session.")
+flags.DEFINE_bool("xla", False, "XLA auto-clustering (JIT) for every session, on the CPU too "
+                  "(adds %s to TF_XLA_FLAGS)." % "--tf_xla_cpu_global_jit")
 flags.DEFINE_integer("matmul_size", 1024, "N of the NxN matmul that measures the peak (0: off); "
                      "1024 measured faster than 2048 and 4096 on the 2-core machines here.")
 flags.DEFINE_bool("memory", True, "Peak resident memory per model (a child process each).")
@@ -107,6 +110,40 @@ def _config(rewrite):
     if FLAGS.xla:
         config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
     return config
+
+
+def _enable_xla():
+    """--xla: TensorFlow JITs a session's graph with XLA on the CPU only if TF_XLA_FLAGS holds
+    --tf_xla_cpu_global_jit when it first reads that variable, which it does once, when it sets
+    up its devices (importing the peers' modules does). So a process started without it restarts
+    itself (os.execv, same arguments) with the variable set; child processes inherit it. Then a
+    probe graph must actually run through XLA: a run that asked for XLA and would time the graphs
+    without it is a usage error, not a table."""
+    current = os.environ.get("TF_XLA_FLAGS", "")
+    if XLA_CPU_FLAG not in current.split():
+        os.environ["TF_XLA_FLAGS"] = (current + " " + XLA_CPU_FLAG).strip()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable] + sys.argv)
+    if not _xla_compiles():
+        raise app.UsageError("--xla: XLA did not compile a probe graph with TF_XLA_FLAGS=%r "
+                             "(expected %s and no flag turning XLA off)"
+                             % (current, XLA_CPU_FLAG))
+
+
+def _xla_compiles():
+    """Whether a session with our config (--xla's JIT level) runs a small graph through XLA."""
+    graph = tf.Graph()
+    with graph.as_default(), tf.device(run_config.resolve_device(FLAGS.device)):
+        x = tf1.get_variable("x", [64, 64])
+        y = tf.reduce_sum(tf.nn.relu(tf.matmul(x, x) * 2.0 + 1.0))
+        with tf1.Session(graph=graph, config=_config(False)) as sess:
+            sess.run(x.initializer)
+            metadata = tf1.RunMetadata()
+            sess.run(y, options=tf1.RunOptions(trace_level=tf1.RunOptions.FULL_TRACE),
+                     run_metadata=metadata)
+    return any(node.timeline_label.split(" = ")[-1].startswith("_XlaRun")
+               for dev in metadata.step_stats.dev_stats for node in dev.node_stats)
 
 
 def _peer_rewrite():
@@ -300,14 +337,17 @@ def main(argv):
             raise app.UsageError("--compare=%s: tf-keras has no ResNet200" % peer)
     if FLAGS.fold_bn and FLAGS.mode != "inference":
         raise app.UsageError("--fold_bn applies to --mode=inference")
+    if FLAGS.xla:
+        _enable_xla()  # may restart the process
     if FLAGS.child:
         _child(FLAGS.child)
         return 0
     machine = _machine()
     size = 32 if _cifar() else 224
-    what = "ResNet-%d %s %s %s batch %d on %s" % (FLAGS.depth, FLAGS.mode, FLAGS.dtype,
-                                                  FLAGS.data_format, FLAGS.batch_size,
-                                                  "GPU" if machine["gpus"] else "CPU")
+    what = "ResNet-%d %s %s %s batch %d on %s%s" % (FLAGS.depth, FLAGS.mode, FLAGS.dtype,
+                                                    FLAGS.data_format, FLAGS.batch_size,
+                                                    "GPU" if machine["gpus"] else "CPU",
+                                                    ", XLA" if FLAGS.xla else "")
     logging.info("%s; %s, %d cores, %s; TensorFlow %s, oneDNN %s", what, machine["cpu"],
                  machine["cores"], " ".join(machine["cpu_flags"]) or "no AVX-512",
                  machine["tensorflow"], "on" if machine["onednn"] else "off")
@@ -335,7 +375,7 @@ def main(argv):
     flops_per_image = 2 * macs * (3 if FLAGS.mode == "train" else 1)
     peak = statistics.median(matmul.rates) * matmul_flops if matmul else None
     result = {"what": what, "machine": machine, "batch_size": FLAGS.batch_size,
-              "mode": FLAGS.mode, "dtype": FLAGS.dtype, "rounds": FLAGS.rounds,
+              "mode": FLAGS.mode, "dtype": FLAGS.dtype, "xla": FLAGS.xla, "rounds": FLAGS.rounds,
               "steps_per_round": FLAGS.steps, "multiply_adds_per_image": macs,
               "matmul_gflops": peak / 1e9 if peak else None, "models": {}}
     for c in candidates:

@@ -84,8 +84,8 @@ def test_no_import_runs_up_a_floor_or_sideways():
     assert problems == []
 
 
-def _run(script, *args):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+def _run(script, *args, **environ):
+    env = dict(os.environ, PYTHONPATH=ROOT, **environ)
     return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script)] + list(args),
                           capture_output=True, text=True, env=env, timeout=600)
 
@@ -165,3 +165,20 @@ def test_benchmark_cli_smoke(mode):
     assert 0 < rates["min"] <= rates["median"] <= rates["max"]
     assert result["multiply_adds_per_image"] == 40_551_040  # CIFAR ResNet-20 (the manifest's)
     assert 0 < ours["fraction_of_matmul_peak"] < 5
+
+def test_benchmark_xla_compiles_on_the_cpu_or_stops():
+    """--xla reaches the CPU: a session's JIT level alone clusters GPU ops only (the flag timed
+    plain graphs), so the benchmark restarts itself with --tf_xla_cpu_global_jit in TF_XLA_FLAGS
+    and checks that a probe graph runs through XLA; where XLA stays off it stops with one line."""
+    common = ["--depth=20", "--batch_size=8", "--steps=1", "--rounds=1", "--warmup=1",
+              "--matmul_size=256", "--mode=inference", "--nomemory", "--xla"]
+    r = _run("benchmark.py", *common, "--json", TF_XLA_FLAGS="")
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(r.stdout)
+    assert result["xla"] is True and result["what"].endswith("on CPU, XLA")
+    assert result["models"]["ours"]["images_per_sec"]["median"] > 0
+    off = _run("benchmark.py", *common, TF_XLA_FLAGS="--tf_xla_auto_jit=-1")
+    assert off.returncode == 1
+    assert ("--xla: XLA did not compile a probe graph with TF_XLA_FLAGS='--tf_xla_auto_jit=-1 "
+            "--tf_xla_cpu_global_jit' (expected --tf_xla_cpu_global_jit and no flag turning XLA "
+            "off)") in off.stderr
