@@ -52,6 +52,9 @@ FLAGS = flags.FLAGS
 # --dtype=bfloat16 run (the baseline of "bfloat16 is N x TF-slim float32", in the same run).
 PEERS = ("slim", "keras", "slim_float32", "keras_float32")
 MATMUL_SECONDS = 1.0  # how long each round times the peak matmul
+# The matmul's fastest round over its slowest above which the run is flagged: the machine's own
+# speed changed during it (other load; on a VM, its neighbours). Quiet runs here: 1.02-1.07.
+DRIFT_WARNING = 1.15
 # Without it a session's global_jit_level clusters GPU ops only: on a CPU, --xla did nothing.
 XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
 flags.DEFINE_integer("depth", 50, "ResNet depth (CIFAR depths 6n+2 run on 32x32).")
@@ -73,7 +76,7 @@ flags.DEFINE_bool("fold_bn", False, "Inference: our graph with batch norm folded
 flags.DEFINE_bool("onednn_bf16_rewrite", False, "oneDNN's bfloat16 auto-mixed-precision rewrite "
                   "for every float32 graph (ours too).")
 flags.DEFINE_bool("xla", False, "XLA auto-clustering (JIT) for every session, on the CPU too "
-                  "(adds %s to TF_XLA_FLAGS)." % "--tf_xla_cpu_global_jit")
+                  "(adds %s to TF_XLA_FLAGS)." % XLA_CPU_FLAG)
 flags.DEFINE_integer("matmul_size", 1024, "N of the NxN matmul that measures the peak (0: off); "
                      "1024 measured faster than 2048 and 4096 on the 2-core machines here.")
 flags.DEFINE_bool("memory", True, "Peak resident memory per model (a child process each).")
@@ -304,6 +307,17 @@ def bench_pipeline(kind):
             tmp.cleanup()
 
 
+def _drift(rates):
+    """A warning line when the matmul's rate varied across rounds by more than DRIFT_WARNING, else
+    None. The models alternate within each round, so a slowdown hits them alike, but one that
+    comes and goes within a round does not: such a run's ratios are less reliable."""
+    if len(rates) < 2 or max(rates) <= DRIFT_WARNING * min(rates):
+        return None
+    return ("the peak matmul ran at %.0f-%.0f GFLOP/s across the rounds (%.2fx): the machine's "
+            "speed changed during this run, so its ratios are less reliable; run it again"
+            % (min(rates) / 1e9, max(rates) / 1e9, max(rates) / min(rates)))
+
+
 def _machine():
     """CPU model, cores, the vector / matrix extensions that matter here, GPUs, TF version."""
     model = platform.processor() or platform.machine()
@@ -374,10 +388,17 @@ def main(argv):
     macs = manifest.make(config, size)["multiply_adds"]
     flops_per_image = 2 * macs * (3 if FLAGS.mode == "train" else 1)
     peak = statistics.median(matmul.rates) * matmul_flops if matmul else None
+    matmul_rates = [r * matmul_flops for r in matmul.rates] if matmul else []
+    drift = _drift(matmul_rates)
+    if drift:
+        logging.warning(drift)
     result = {"what": what, "machine": machine, "batch_size": FLAGS.batch_size,
               "mode": FLAGS.mode, "dtype": FLAGS.dtype, "xla": FLAGS.xla, "rounds": FLAGS.rounds,
               "steps_per_round": FLAGS.steps, "multiply_adds_per_image": macs,
-              "matmul_gflops": peak / 1e9 if peak else None, "models": {}}
+              "matmul_gflops": peak / 1e9 if peak else None,
+              "matmul_gflops_min": min(matmul_rates) / 1e9 if peak else None,
+              "matmul_gflops_max": max(matmul_rates) / 1e9 if peak else None,
+              "drift_warning": drift, "models": {}}
     for c in candidates:
         rates = [r * FLAGS.batch_size for r in c.rates]
         median = statistics.median(rates)
@@ -430,10 +451,13 @@ def main(argv):
             "%.1f%%" % (100 * e["fraction_of_matmul_peak"]) if "fraction_of_matmul_peak" in e
             else "-"))
     if peak:
-        print("matmul %dx%d %s: %.1f GFLOP/s (our step: %.2f GFLOP per image, %s)"
-              % (FLAGS.matmul_size, FLAGS.matmul_size, FLAGS.dtype, peak / 1e9,
-                 flops_per_image / 1e9, "x3 for training" if FLAGS.mode == "train"
-                 else "forward"))
+        print("matmul %dx%d %s: %.1f GFLOP/s, %.1f-%.1f over the rounds (our step: %.2f GFLOP "
+              "per image, %s)" % (FLAGS.matmul_size, FLAGS.matmul_size, FLAGS.dtype, peak / 1e9,
+                                  min(matmul_rates) / 1e9, max(matmul_rates) / 1e9,
+                                  flops_per_image / 1e9, "x3 for training"
+                                  if FLAGS.mode == "train" else "forward"))
+        if drift:
+            print("warning: " + drift)
     ratios = ["%s %.3f" % (key, e["memory_ratio_ours_to_this"])
               for key, e in result["models"].items() if "memory_ratio_ours_to_this" in e]
     if ratios:

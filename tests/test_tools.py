@@ -165,6 +165,21 @@ def test_benchmark_cli_smoke(mode):
     assert 0 < rates["min"] <= rates["median"] <= rates["max"]
     assert result["multiply_adds_per_image"] == 40_551_040  # CIFAR ResNet-20 (the manifest's)
     assert 0 < ours["fraction_of_matmul_peak"] < 5
+    assert 0 < result["matmul_gflops_min"] <= result["matmul_gflops"] <= result["matmul_gflops_max"]
+
+
+def test_benchmark_flags_a_run_whose_machine_changed_speed():
+    """The peak matmul is timed every round; when its rate moved by more than 15 % the run says
+    so (in the table, the log and the JSON), naming the range."""
+    code = ("import sys, json; sys.path.insert(0, %r); import benchmark as b; "
+            "print(json.dumps([b._drift([200e9, 207e9, 204e9]), b._drift([207e9]), "
+            "b._drift([207.3e9, 110.4e9, 205e9])]))" % os.path.join(ROOT, "scripts"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout.splitlines()[-1]) == [
+        None, None, "the peak matmul ran at 110-207 GFLOP/s across the rounds (1.88x): the "
+        "machine's speed changed during this run, so its ratios are less reliable; run it again"]
 
 def test_benchmark_xla_compiles_on_the_cpu_or_stops():
     """--xla reaches the CPU: a session's JIT level alone clusters GPU ops only (the flag timed
