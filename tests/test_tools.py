@@ -181,6 +181,7 @@ def test_benchmark_flags_a_run_whose_machine_changed_speed():
         None, None, "the peak matmul ran at 110-207 GFLOP/s across the rounds (1.88x): the "
         "machine's speed changed during this run, so its ratios are less reliable; run it again"]
 
+
 def test_benchmark_xla_compiles_on_the_cpu_or_stops():
     """--xla reaches the CPU: a session's JIT level alone clusters GPU ops only (the flag timed
     plain graphs), so the benchmark restarts itself with --tf_xla_cpu_global_jit in TF_XLA_FLAGS
