@@ -387,8 +387,8 @@ def main(argv):
                   num_classes=data.spec(run_config.default_dataset(FLAGS.depth)).num_classes)
     macs = manifest.make(config, size)["multiply_adds"]
     flops_per_image = 2 * macs * (3 if FLAGS.mode == "train" else 1)
-    peak = statistics.median(matmul.rates) * matmul_flops if matmul else None
-    matmul_rates = [r * matmul_flops for r in matmul.rates] if matmul else []
+    matmul_rates = [r * matmul_flops for r in matmul.rates] if matmul else []  # FLOP/s
+    peak = statistics.median(matmul_rates) if matmul_rates else None
     drift = _drift(matmul_rates)
     if drift:
         logging.warning(drift)
