@@ -73,13 +73,17 @@ def _test_logits(p, checkpoint, dtype):
 
 def test_low_precision_predicts_what_float32_predicts(cifar_dir, tmp_path):
     # A float32 model trained on the learnable set, evaluated on its test set in each precision.
-    p = _params(tmp_path / "run", cifar_dir, max_steps=80, batch_size=32, learning_rate=0.1,
+    # Trained until it is sure of itself: after 80 steps one seed in eight (and, once, the suite)
+    # left a cluster of look-alike test images within 0.5 % of a tie between two colour classes,
+    # and bfloat16 flipped 3-4 of the 100 (each a near-tie, as asserted below); after 160 steps
+    # ten seeds out of ten left no image within 2 % of a tie.
+    p = _params(tmp_path / "run", cifar_dir, max_steps=160, batch_size=32, learning_rate=0.1,
                 bn_decay=0.7)
     train_lib.train(p)
     reference = _test_logits(p, p.model_dir, "float32")
     accuracy = eval_lib.evaluate(p, p.model_dir)["top_1_accuracy"]
-    # It learned (chance is 0.1): the agreement below is about real predictions.
-    assert accuracy > 0.3, accuracy
+    # It learned (chance is 0.1; 0.88-1.0 over ten seeds): the agreement is about real predictions.
+    assert accuracy > 0.7, accuracy
     top2 = np.sort(reference, axis=1)[:, -2:]
     margin = (top2[:, 1] - top2[:, 0]) / (reference.max(1) - reference.min(1))
     for dtype in ("bfloat16", "float16"):
