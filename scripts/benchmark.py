@@ -6,6 +6,7 @@ large matmul (the machine's peak) and the input pipeline.
     python scripts/benchmark.py --depth=50 --batch_size=16 --mode=train --dtype=bfloat16 \
         --compare=slim,keras,slim_float32 --input_pipeline=imagenet --json
     python scripts/benchmark.py --depth=20 --batch_size=128 --input_pipeline=cifar10
+    python scripts/benchmark.py --depth=50 --batch_size=16 --variant=slim --mode=train --per_layer
 
 Each model lives in its own graph and session. All are built and warmed up first, then timed
 round by round, alternating (A B C M A B C M ...), so that a machine whose speed drifts treats
@@ -25,6 +26,9 @@ auto_mixed_precision_onednn_bfloat16 rewrite (the same precision mode), and
 `--compare=slim_float32,keras_float32` adds them in plain float32 (no rewrite) to the same run;
 `--onednn_bf16_rewrite` turns that rewrite on for every float32 graph, ours included.
 `--fold_bn` (inference) times our BN-folded graph (`fold_bn`, what export writes).
+`--per_layer` also times each of our convolutions alone (grouped by shape; conv + bias + ReLU, and
+in training the gradients TensorFlow builds for it) in its own rounds, each after the matmul, and
+prints their sum beside our whole step.
 """
 
 import json
@@ -84,6 +88,9 @@ flags.DEFINE_integer("memory_runs", 3, "Child processes per model for --memory, 
                      "median is reported (one run's peak varied by up to 5 %% for ResNet-50 "
                      "training at batch 32 here, more than the differences it is there to show).",
                      lower_bound=1)
+flags.DEFINE_bool("per_layer", False, "Also time each of our convolutions alone (conv + bias + "
+                  "ReLU; with --mode=train also its input and weight gradients), round by round "
+                  "with the matmul: where our step's time goes, against the machine's peak.")
 flags.DEFINE_enum("input_pipeline", "none", ["none", "cifar10", "imagenet"],
                   "Also time this training input pipeline.")
 flags.DEFINE_string("data_dir", None, "Data for --input_pipeline (default: small files written "
@@ -209,6 +216,158 @@ def build_matmul():
         a = tf1.get_variable("a", [n, n], dtype, tf1.initializers.random_uniform(-1, 1))
         b = tf1.get_variable("b", [n, n], dtype, tf1.initializers.random_uniform(-1, 1))
         return tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32))
+
+
+def _conv_layers():
+    """Our graph's convolutions, grouped by what a kernel sees: a list of dicts (scopes, input
+    shape before any explicit pad, paddings, kernel shape, strides, padding, data format, dtype,
+    whether the input is the network's, multiply-adds per example), in the order the graph
+    builds them."""
+    graph = tf.Graph()
+    with graph.as_default():
+        model = run_config.build_model(_params())
+        size = 32 if _cifar() else 224
+        images = tf1.placeholder(tf.float32, [FLAGS.batch_size, size, size, 3])
+        model(images, is_training=False, fold_batch_norm=FLAGS.fold_bn)
+    rows = {}
+    for op in graph.get_operations():
+        if op.type != "Conv2D":
+            continue
+        net, kernel = op.inputs
+        paddings = None
+        if net.op.type == "Pad":
+            paddings = tf.get_static_value(net.op.inputs[1]).tolist()
+            net = net.op.inputs[0]
+        data_format = op.get_attr("data_format").decode()
+        out = op.outputs[0].shape.as_list()
+        out_pixels, out_channels = ((out[1] * out[2], out[3]) if data_format == "NHWC"
+                                    else (out[2] * out[3], out[1]))
+        kh, kw, cin, _ = kernel.shape.as_list()
+        key = (tuple(net.shape.as_list()), str(paddings), tuple(kernel.shape.as_list()),
+               tuple(op.get_attr("strides")), op.get_attr("padding"), data_format)
+        row = rows.setdefault(key, dict(
+            scopes=[], input_shape=net.shape.as_list(), paddings=paddings,
+            kernel_shape=kernel.shape.as_list(), strides=list(op.get_attr("strides")),
+            padding=op.get_attr("padding").decode(), data_format=data_format,
+            dtype=net.dtype.name, network_input=not _reads_variables(net),
+            multiply_adds=out_pixels * out_channels * kh * kw * cin))
+        row["scopes"].append(op.name.rsplit("/", 1)[0])
+    return list(rows.values())
+
+
+def _reads_variables(tensor):
+    """Whether `tensor` depends on a variable (else it is computed from the input alone)."""
+    seen, todo = set(), [tensor.op]
+    while todo:
+        op = todo.pop()
+        if op.type in ("ReadVariableOp", "VariableV2", "VarHandleOp"):
+            return True
+        for t in op.inputs:
+            if t.op.name not in seen:
+                seen.add(t.op.name)
+                todo.append(t.op)
+    return False
+
+
+def build_layer(row):
+    """One of our convolutions alone, on variables (nothing constant-folds): conv + bias + ReLU;
+    with --mode=train also the gradients TensorFlow builds for it (of its input too, unless that
+    is the network's input). Returns (fetch, multiply-adds per run)."""
+    dtype = tf.as_dtype(row["dtype"])
+    init = tf1.initializers.random_uniform(-1, 1)
+    with tf.device(run_config.resolve_device(FLAGS.device)):
+        x = tf1.get_variable("x", row["input_shape"], dtype, init)
+        kernel = tf1.get_variable("kernel", row["kernel_shape"], dtype, init)
+        bias = tf1.get_variable("bias", row["kernel_shape"][-1:], dtype, init)
+        net = tf.pad(x, row["paddings"]) if row["paddings"] else x
+        y = tf.nn.conv2d(net, kernel, row["strides"], row["padding"],
+                         data_format=row["data_format"])
+        outputs = [tf.nn.relu(tf.nn.bias_add(y, bias, data_format=row["data_format"]))]
+        macs = row["multiply_adds"] * FLAGS.batch_size
+        if FLAGS.mode == "train":
+            d_y = tf1.get_variable("d_y", y.shape, dtype, init)
+            wrt = [kernel, bias] + ([] if row["network_input"] else [x])
+            outputs = tf.gradients(outputs, wrt, grad_ys=[d_y])
+            macs *= 2 if row["network_input"] else 3
+        # One element of each output: the session still computes all of it.
+        return tf.add_n([tf.cast(tf.reshape(t, [-1])[0], tf.float32) for t in outputs]), macs
+
+
+def bench_layers(matmul, matmul_flops):
+    """--per_layer: each of our convolutions alone (`build_layer`) in one session, timed round by
+    round, each round after the peak matmul. Returns the JSON record."""
+    rows = _conv_layers()
+    graph = tf.Graph()
+    with graph.as_default():
+        fetches = []
+        for i, row in enumerate(rows):
+            with tf1.variable_scope("layer%d" % i):
+                fetches.append(build_layer(row))
+        init = tf1.global_variables_initializer()
+    times, rates = [[] for _ in rows], []
+    with tf1.Session(graph=graph, config=_config(FLAGS.onednn_bf16_rewrite
+                                                 and FLAGS.dtype == "float32")) as sess:
+        sess.run(init)
+        for fetch, _ in fetches:
+            for _ in range(max(FLAGS.warmup, 1)):
+                sess.run(fetch)
+        for r in range(FLAGS.rounds):
+            if matmul:
+                rates.append(matmul.steps / matmul.run(matmul.steps) * matmul_flops)
+            for (fetch, _), seconds in zip(fetches, times):
+                start = time.time()
+                for _ in range(FLAGS.steps):
+                    sess.run(fetch)
+                seconds.append((time.time() - start) / FLAGS.steps)
+            logging.info("per-layer round %d/%d: %d convolutions, %.0f ms", r + 1, FLAGS.rounds,
+                         sum(len(row["scopes"]) for row in rows),
+                         1e3 * sum(len(row["scopes"]) * t[-1] for row, t in zip(rows, times)))
+    peak = statistics.median(rates) if rates else None
+    layers = []
+    for row, (_, macs), seconds in zip(rows, fetches, times):
+        t = statistics.median(seconds)
+        entry = {k: row[k] for k in ("scopes", "input_shape", "paddings", "kernel_shape",
+                                     "strides", "padding")}
+        entry.update(count=len(row["scopes"]), ms=1e3 * t, gflops=2 * macs / t / 1e9,
+                     multiply_adds=macs)
+        if peak:
+            entry["fraction_of_matmul_peak"] = 2 * macs / t / peak
+        layers.append(entry)
+    record = {"layers": layers, "rounds": FLAGS.rounds,
+              "convolutions": sum(e["count"] for e in layers),
+              "sum_ms": sum(e["count"] * e["ms"] for e in layers),
+              "gradients": FLAGS.mode == "train",
+              "matmul_gflops": peak / 1e9 if peak else None}
+    if peak:
+        record["at_matmul_peak_ms"] = 1e3 * sum(e["count"] * 2 * e["multiply_adds"]
+                                                for e in layers) / peak
+    return record
+
+
+def _print_layers(record):
+    what = "conv + bias + ReLU" + (", and its input and weight gradients"
+                                   if record["gradients"] else "")
+    print("per layer: each of our convolutions alone (%s), ms per batch of %d, median of %d "
+          "rounds%s" % (what, FLAGS.batch_size, record["rounds"],
+                        "; matmul %.1f GFLOP/s in the same rounds" % record["matmul_gflops"]
+                        if record["matmul_gflops"] else ""))
+    print("%-50s %5s %-20s %-14s %8s %8s %8s %8s" % ("layer", "count", "input", "kernel", "ms",
+                                                    "GFLOP/s", "of peak", "ms, all"))
+    for e in record["layers"]:
+        name = e["scopes"][0] + (" (+%d)" % (e["count"] - 1) if e["count"] > 1 else "")
+        shape = "x".join(str(d) for d in e["input_shape"]) + (" pad" if e["paddings"] else "")
+        stride = max(e["strides"])
+        kernel = "x".join(str(d) for d in e["kernel_shape"]) + ("/%d" % stride if stride > 1
+                                                                 else "")
+        print("%-50s %5d %-20s %-14s %8.2f %8.1f %8s %8.1f" % (
+            name, e["count"], shape, kernel, e["ms"], e["gflops"],
+            "%.1f%%" % (100 * e["fraction_of_matmul_peak"]) if "fraction_of_matmul_peak" in e
+            else "-", e["count"] * e["ms"]))
+    line = "all %d convolutions: %.0f ms per batch" % (record["convolutions"], record["sum_ms"])
+    if "at_matmul_peak_ms" in record:
+        line += " at %.1f%% of the matmul's rate (%.0f ms at that rate)" % (
+            100 * record["at_matmul_peak_ms"] / record["sum_ms"], record["at_matmul_peak_ms"])
+    print(line + "; our whole step: %.0f ms" % record["step_ms"])
 
 
 class Candidate:
@@ -408,9 +567,12 @@ def main(argv):
             entry["fraction_of_matmul_peak"] = median * flops_per_image / peak
         result["models"][c.key] = entry
         c.session.close()
+    ours = result["models"]["ours"]["images_per_sec"]["median"]
+    if FLAGS.per_layer:
+        result["per_layer"] = bench_layers(matmul, matmul_flops)
+        result["per_layer"]["step_ms"] = 1e3 * FLAGS.batch_size / ours
     if matmul:
         matmul.session.close()
-    ours = result["models"]["ours"]["images_per_sec"]["median"]
     for key, entry in result["models"].items():
         if key != "ours":
             entry["ratio_ours_to_this"] = ours / entry["images_per_sec"]["median"]
@@ -463,6 +625,8 @@ def main(argv):
     if ratios:
         print("peak memory, ours/this (median of %d child processes each): %s"
               % (FLAGS.memory_runs, ", ".join(ratios)))
+    if "per_layer" in result:
+        _print_layers(result["per_layer"])
     if "input_pipeline" in result:
         p = result["input_pipeline"]
         print("input pipeline %s (training preprocessing, batch %d): %.1f images/sec, %.2fx ours"

@@ -144,7 +144,8 @@ def test_benchmark_cli_smoke(mode):
     common = ["--depth=20", "--batch_size=8", "--steps=2", "--rounds=2", "--warmup=1",
               "--matmul_size=256", "--mode=" + mode]
     if mode == "train":
-        r = _run("benchmark.py", *common, "--input_pipeline=cifar10", "--memory_runs=2")
+        r = _run("benchmark.py", *common, "--input_pipeline=cifar10", "--memory_runs=2",
+                 "--per_layer")
         assert r.returncode == 0, r.stderr[-2000:]
         lines = r.stdout.splitlines()
         assert lines[0].startswith("ResNet-20 train float32 NHWC batch 8 on CPU (")
@@ -155,6 +156,10 @@ def test_benchmark_cli_smoke(mode):
         assert float(row[6]) > 100 and row[-1].endswith("%")  # peak MB of the child process
         assert lines[3].startswith("matmul 256x256 float32: ") and "GFLOP/s" in lines[3]
         assert lines[-1].startswith("input pipeline cifar10 (training preprocessing, batch 8)")
+        assert lines[-2].startswith("all 19 convolutions: ") and "of the matmul's rate" in lines[-2]
+        assert lines[-10].startswith("per layer: each of our convolutions alone (conv + bias + "
+                                    "ReLU, and its input and weight gradients), ms per batch of 8")
+        assert lines[-8].split()[:4] == ["cifar_resnet20/conv1", "1", "8x32x32x3", "3x3x3x16"]
         return
     r = _run("benchmark.py", *common, "--fold_bn", "--json", "--nomemory")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -166,6 +171,31 @@ def test_benchmark_cli_smoke(mode):
     assert result["multiply_adds_per_image"] == 40_551_040  # CIFAR ResNet-20 (the manifest's)
     assert 0 < ours["fraction_of_matmul_peak"] < 5
     assert 0 < result["matmul_gflops_min"] <= result["matmul_gflops"] <= result["matmul_gflops_max"]
+
+
+def test_benchmark_per_layer_times_every_convolution_of_our_graph_once():
+    """--per_layer: our graph's convolutions, grouped by shape, each timed alone. Every conv of
+    the manifest is there once, and the multiply-adds add up to the manifest's: x3 with the
+    gradients, except the first conv, whose input (the images) has no gradient."""
+    r = _run("benchmark.py", "--depth=20", "--batch_size=8", "--steps=1", "--rounds=2",
+             "--warmup=0", "--matmul_size=256", "--mode=train", "--per_layer", "--nomemory",
+             "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    record = json.loads(r.stdout)["per_layer"]
+    convs = [row for row in manifest.make({"depth": 20}, 32)["layers"] if row["op"] == "Conv2D"]
+    scopes = [scope for e in record["layers"] for scope in e["scopes"]]
+    assert sorted(scopes) == sorted(row["scope"] for row in convs) and len(scopes) == 19
+    forward = sum(row["multiply_adds"] for row in convs)
+    assert forward == 40_551_040 - 64 * 10  # the manifest's, less the dense layer
+    stem = 32 * 32 * 16 * 3 * 3 * 3
+    assert sum(e["count"] * e["multiply_adds"] for e in record["layers"]) == \
+        8 * (3 * forward - stem)
+    assert [e["kernel_shape"] for e in record["layers"]][:3] == [
+        [3, 3, 3, 16], [3, 3, 16, 16], [3, 3, 16, 32]]
+    assert record["layers"][2]["strides"] == [1, 2, 2, 1] and record["layers"][2]["paddings"]
+    assert record["sum_ms"] == pytest.approx(sum(e["count"] * e["ms"] for e in record["layers"]))
+    assert all(e["gflops"] > 0 and e["fraction_of_matmul_peak"] > 0 for e in record["layers"])
+    assert record["step_ms"] > 0 and record["at_matmul_peak_ms"] > 0
 
 
 def test_benchmark_flags_a_run_whose_machine_changed_speed():
