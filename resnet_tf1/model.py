@@ -43,6 +43,12 @@ FORWARD_CONV_INPUT_GRADIENT = None
 # layers at 7x7 on a CPU with AVX512-BF16 but no AMX (`_forward_conv_filter_gradient`; BUILD.md,
 # "Speed"). True forces it for every stride-1 NHWC convolution (tests).
 FORWARD_CONV_FILTER_GRADIENT = None
+# Whether they take the weight gradient of 1x1 convolutions (any stride) and of stride-1 ones as
+# MatMuls (`_filter_gradient_as_matmul`); None: only where it was measured faster, NHWC with
+# oneDNN on and no GPU: bfloat16 on a CPU with AMX, 1x1 kernels and 3x3 ones at 14x14 and below
+# (`_matmul_filter_gradient`; BUILD.md, "Speed"). True forces it for every such NHWC convolution
+# (tests); it takes precedence over the forward-conv form.
+MATMUL_FILTER_GRADIENT = None
 
 # One row of an architecture table: a stage of `num_units` residual units whose convolutions are
 # `base_depth` wide (bottleneck units output 4 * base_depth channels). `stride` is the stage's
@@ -545,12 +551,12 @@ class ResNet:
         else:
             padding = "SAME"
         strides = [1, stride, stride, 1] if self.data_format == "NHWC" else [1, 1, stride, stride]
-        forward_input = forward_filter = False
-        if self._is_training and stride == 1 and kernel % 2:
-            forward_input = _forward_conv_input_gradient()
-            forward_filter = _forward_conv_filter_gradient(net, kernel, self.data_format)
-        if forward_input or forward_filter:
-            net = _same_conv(self.data_format, forward_input, forward_filter)(
+        forward_input, filter_form = False, None
+        if self._is_training and kernel % 2 and (stride == 1 or kernel == 1):
+            forward_input = stride == 1 and _forward_conv_input_gradient()
+            filter_form = _filter_gradient_form(net, kernel, stride, self.data_format)
+        if forward_input or filter_form:
+            net = _same_conv(self.data_format, stride, forward_input, filter_form)(
                 net, self._cast(weights))
         else:
             net = tf.nn.conv2d(net, self._cast(weights), strides, padding,
@@ -725,6 +731,38 @@ def _forward_conv_input_gradient():
     return bool(FORWARD_CONV_INPUT_GRADIENT)
 
 
+def _filter_gradient_form(net, kernel, stride, data_format):
+    """How a training graph builds the weight gradient of a convolution of stride 1 or a 1x1
+    kernel: None (TF's own Conv2DBackpropFilter), "matmul" (as MatMuls) or "conv" (a stride-1
+    one's as a forward convolution), each only where it measured faster."""
+    if data_format != "NHWC":
+        return None
+    if _matmul_filter_gradient(net, kernel):
+        return "matmul"
+    if stride == 1 and _forward_conv_filter_gradient(net, kernel, data_format):
+        return "conv"
+    return None
+
+
+def _matmul_filter_gradient(net, kernel):
+    """Whether a convolution's weight gradient (a 1x1 kernel's, or a stride-1 one's) is built as
+    MatMuls (`_filter_gradient_as_matmul`). Only where it measured faster (BUILD.md, "Speed"), on
+    a CPU with oneDNN (no GPU measured): bfloat16 with AMX, where the MatMuls run on the AMX
+    tiles and oneDNN's bfloat16 Conv2DBackpropFilter did not keep up (batch 16, ResNet-50's
+    layers): 1x1 kernels at 63-153 GFLOP/s against the MatMul's 80-368, 1.3-3.1x slower at every
+    shape; 3x3 kernels 3.0x slower at 7x7 and 1.4x at 14x14 than the nine shifted MatMuls, faster
+    at 28x28 and above. Off in float32 (whole step equal with and without it, 1x1 MatMuls) and
+    without AMX (AVX512-BF16 alone, Zen 4: 1x1 within 8 % op by op, equal over a step).
+    """
+    if MATMUL_FILTER_GRADIENT is not None:
+        return bool(MATMUL_FILTER_GRADIENT)
+    if not _onednn_enabled() or tf.config.list_physical_devices("GPU"):
+        return False
+    if net.dtype != tf.bfloat16 or "amx_bf16" not in _cpu_flags():
+        return False
+    return kernel == 1 or (None not in net.shape[1:3] and net.shape[1] * net.shape[2] <= 14 * 14)
+
+
 def _forward_conv_filter_gradient(net, kernel, data_format):
     """Whether a stride-1 convolution's weight gradient is built as a forward convolution
     (`_same_conv`). Only where it measured faster (BUILD.md, "Speed"), NHWC on a CPU with oneDNN
@@ -736,7 +774,8 @@ def _forward_conv_filter_gradient(net, kernel, data_format):
       forward form took 1.2-1.4x its time at every size: off.
     - bfloat16 with AVX512-BF16 and no AMX (Zen 4): at 7x7 the forward form took 0.74 of the
       time of oneDNN's bfloat16 Conv2DBackpropFilter for 3x3 kernels and 0.76-0.90 for 1x1; at
-      14x14 and above equal or slower. AMX machines run other kernels: not measured, off.
+      14x14 and above equal or slower. With AMX (Xeon) it was slower at every size: 1.2-4.9x
+      oneDNN's time for 3x3 kernels, and the 1x1 ones take the MatMul form there.
     """
     if FORWARD_CONV_FILTER_GRADIENT is not None:
         return bool(FORWARD_CONV_FILTER_GRADIENT) and data_format == "NHWC"
@@ -771,19 +810,51 @@ def _filter_gradient_as_conv(inputs, d_outputs, kernel_size):
     return tf.transpose(d_kernel, [1, 2, 0, 3])
 
 
-def _same_conv(data_format, forward_input_gradient, forward_filter_gradient):
-    """A stride-1 'SAME' convolution (odd kernel) whose gradients may be forward convolutions.
-
-    d(loss)/d(input) of such a convolution is itself a stride-1 'SAME' convolution of the output
-    gradient with the kernel rotated by 180 degrees and its input and output channels swapped.
-    TensorFlow computes it with Conv2DBackpropInput, which TF's own CPU kernels run at well under
-    their forward rate (profiled with oneDNN off: 1.2-2.9x slower than the same arithmetic as a
-    forward Conv2D for ResNet-50's layers at batch 16). The weight gradient is TF's
-    Conv2DBackpropFilter unless `forward_filter_gradient` (`_filter_gradient_as_conv`).
+def _filter_gradient_as_matmul(inputs, d_outputs, kernel_size, stride):
+    """d(loss)/d(kernel) of a 'SAME' NHWC convolution as MatMuls: a 1x1 kernel's (any stride) as
+    one, dW[0, 0] = X^T dY, with X the input pixels the convolution reads (every `stride`-th,
+    [N * H' * W', Cin]) and dY the output gradient ([N * H' * W', Cout]); a stride-1 k x k
+    kernel's as k * k, dW[i, j] = X_ij^T dY, with X_ij the zero-padded input shifted by (i, j).
     """
+    cin, cout = inputs.shape[-1], d_outputs.shape[-1]
+    flat = tf.reshape(d_outputs, [-1, cout])
+    if kernel_size == 1 and stride == 1:
+        d_kernel = tf.matmul(tf.reshape(inputs, [-1, cin]), flat, transpose_a=True)
+        return tf.reshape(d_kernel, [1, 1, cin, cout])
+    # Gated on the output gradient, like the forward-conv form's pad: else the subsampled or
+    # padded copy is made in the forward pass and held until the backward pass reaches it.
+    with tf.control_dependencies([d_outputs]):
+        if kernel_size == 1:
+            subsampled = tf.nn.max_pool2d(inputs, 1, stride, "VALID")
+            d_kernel = tf.matmul(tf.reshape(subsampled, [-1, cin]), flat, transpose_a=True)
+            return tf.reshape(d_kernel, [1, 1, cin, cout])
+        pad = (kernel_size - 1) // 2
+        padded = tf.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    height, width = inputs.shape[1], inputs.shape[2]
+    taps = [tf.matmul(tf.reshape(padded[:, i:i + height, j:j + width, :], [-1, cin]), flat,
+                      transpose_a=True)
+            for i in range(kernel_size) for j in range(kernel_size)]
+    return tf.reshape(tf.stack(taps), [kernel_size, kernel_size, cin, cout])
+
+
+def _same_conv(data_format, stride, forward_input_gradient, filter_gradient_form):
+    """A 'SAME' convolution (odd kernel; stride 1, or a 1x1 kernel at any stride) whose gradients
+    may be built in other forms than TensorFlow's own ops.
+
+    d(loss)/d(input) of a stride-1 such convolution is itself a stride-1 'SAME' convolution of the
+    output gradient with the kernel rotated by 180 degrees and its input and output channels
+    swapped (`forward_input_gradient`, stride 1 only). TensorFlow computes it with
+    Conv2DBackpropInput, which TF's own CPU kernels run at well under their forward rate
+    (profiled with oneDNN off: 1.2-2.9x slower than the same arithmetic as a forward Conv2D for
+    ResNet-50's layers at batch 16). The weight gradient is TF's Conv2DBackpropFilter unless
+    `filter_gradient_form` is "conv" (`_filter_gradient_as_conv`, stride 1) or "matmul"
+    (`_filter_gradient_as_matmul`, 1x1 kernels).
+    """
+    strides = [1, stride, stride, 1] if data_format == "NHWC" else [1, 1, stride, stride]
+
     @tf.custom_gradient
     def conv(inputs, kernel):
-        outputs = tf.nn.conv2d(inputs, kernel, 1, "SAME", data_format=data_format)
+        outputs = tf.nn.conv2d(inputs, kernel, strides, "SAME", data_format=data_format)
 
         def grad(d_outputs):
             if forward_input_gradient:
@@ -792,13 +863,15 @@ def _same_conv(data_format, forward_input_gradient, forward_filter_gradient):
                 d_inputs = tf.nn.conv2d(d_outputs, flipped, 1, "SAME", data_format=data_format)
             else:
                 d_inputs = tf1.nn.conv2d_backprop_input(tf.shape(inputs), kernel, d_outputs,
-                                                        [1, 1, 1, 1], "SAME",
+                                                        strides, "SAME",
                                                         data_format=data_format)
-            if forward_filter_gradient:
+            if filter_gradient_form == "matmul":
+                d_kernel = _filter_gradient_as_matmul(inputs, d_outputs, kernel.shape[0], stride)
+            elif filter_gradient_form == "conv":
                 d_kernel = _filter_gradient_as_conv(inputs, d_outputs, kernel.shape[0])
             else:
                 d_kernel = tf1.nn.conv2d_backprop_filter(inputs, tf.shape(kernel), d_outputs,
-                                                         [1, 1, 1, 1], "SAME",
+                                                         strides, "SAME",
                                                          data_format=data_format)
             return d_inputs, d_kernel
         return outputs, grad

@@ -227,13 +227,14 @@ def test_nhwc_and_nchw_agree():
     np.testing.assert_allclose(outs["NCHW"], outs["NHWC"], rtol=1e-4, atol=1e-5)
 
 
-def _gradients_and_ops(depth, size, data_format, images):
-    """Every trainable variable's gradient of a fixed loss, and the graph's op-type counts."""
+def _gradients_and_ops(depth, size, data_format, images, **kwargs):
+    """Every trainable variable's gradient of a fixed loss, and the graph's op-type counts;
+    `kwargs` go to `ResNet`."""
     g = tf.Graph()
     with g.as_default():
         tf1.set_random_seed(5)
-        logits, _ = resnet_tf1.ResNet(depth, data_format=data_format)(tf.constant(images),
-                                                                    is_training=True)
+        logits, _ = resnet_tf1.ResNet(depth, data_format=data_format, **kwargs)(
+            tf.constant(images), is_training=True)
         variables = tf1.trainable_variables()
         gradients = tf.gradients(tf.reduce_sum(tf.square(logits)), variables)
         ops = g.get_operations()
@@ -269,6 +270,7 @@ def test_forward_conv_input_gradients_equal_tensorflows(depth, size, data_format
     images = np.random.RandomState(2).uniform(-1, 1, (3, size, size, 3)).astype(np.float32)
     grads, counts = {}, {}
     monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_FILTER_GRADIENT", False)
+    monkeypatch.setattr(resnet_tf1.model, "MATMUL_FILTER_GRADIENT", False)
     for fast in (True, False):
         monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", fast)
         grads[fast], counts[fast] = _gradients_and_ops(depth, size, data_format, images)
@@ -285,6 +287,7 @@ def test_forward_conv_filter_gradients_equal_tensorflows(depth, size, monkeypatc
     images = np.random.RandomState(3).uniform(-1, 1, (3, size, size, 3)).astype(np.float32)
     grads, counts = {}, {}
     monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", False)
+    monkeypatch.setattr(resnet_tf1.model, "MATMUL_FILTER_GRADIENT", False)
     for fast in (True, False):
         monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_FILTER_GRADIENT", fast)
         grads[fast], counts[fast] = _gradients_and_ops(depth, size, "NHWC", images)
@@ -294,30 +297,58 @@ def test_forward_conv_filter_gradients_equal_tensorflows(depth, size, monkeypatc
     _assert_same_gradients(grads[True], grads[False])
 
 
+@pytest.mark.parametrize("variant", ["slim", "paper"])
+def test_matmul_filter_gradients_equal_tensorflows(variant, monkeypatch):
+    """Weight gradients as MatMuls equal TF's Conv2DBackpropFilter for every variable: a 1x1
+    kernel's as one (input pixels transposed times the output gradient; the strided ones of the
+    paper layout subsampled first), a stride-1 3x3 kernel's as nine (the padded input shifted by
+    each tap)."""
+    images = np.random.RandomState(6).uniform(-1, 1, (3, 64, 64, 3)).astype(np.float32)
+    grads, counts = {}, {}
+    monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", False)
+    monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_FILTER_GRADIENT", False)
+    for fast in (True, False):
+        monkeypatch.setattr(resnet_tf1.model, "MATMUL_FILTER_GRADIENT", fast)
+        grads[fast], counts[fast] = _gradients_and_ops(50, 64, "NHWC", images, variant=variant)
+    # TF's op stays for the strided convolutions with a kernel wider than 1x1: the 7x7/2 stem, and
+    # in the slim layout the three strided 3x3 ones (the paper layout strides its 1x1 ones).
+    assert counts[True]["backprop_filter"] == {"slim": 4, "paper": 1}[variant]
+    assert counts[False]["backprop_filter"] == 53
+    _assert_same_gradients(grads[True], grads[False])
+
+
 @pytest.mark.parametrize("dtype, cpu_flags, want", [
     # float32, AVX2 alone: the 3x3 stride-1 convolutions at 14x14 and below. slim: block3's last
     # unit strides in its 3x3, so five of its units plus block4's three; paper: six plus three.
-    ("float32", ("avx2", "fma"), {"slim": 5 + 3, "paper": 6 + 3}),
+    ("float32", ("avx2", "fma"), {"slim": {"conv": 5 + 3}, "paper": {"conv": 6 + 3}}),
     # float32, AVX-512: oneDNN's own weight-gradient kernel everywhere (it measured faster there).
-    ("float32", ("avx2", "avx512f", "avx512_bf16"), {"slim": 0, "paper": 0}),
+    ("float32", ("avx2", "avx512f", "avx512_bf16"), {"slim": {}, "paper": {}}),
     # bfloat16, AVX512-BF16 without AMX: every stride-1 convolution at 7x7. slim: block3's last
     # 1x1 after its strided 3x3, block4's nine and its projection; paper: block4 minus the
     # strided first 1x1 and projection.
-    ("bfloat16", ("avx2", "avx512f", "avx512_bf16"), {"slim": 1 + 9 + 1, "paper": 8}),
-    # bfloat16 with AMX, or emulated on AVX2: not measured, TF's own op.
-    ("bfloat16", ("avx2", "avx512f", "avx512_bf16", "amx_bf16"), {"slim": 0, "paper": 0}),
-    ("bfloat16", ("avx2", "fma"), {"slim": 0, "paper": 0}),
+    ("bfloat16", ("avx2", "avx512f", "avx512_bf16"), {"slim": {"conv": 1 + 9 + 1},
+                                                    "paper": {"conv": 8}}),
+    # bfloat16 with AMX: MatMuls for every 1x1 convolution (36 of 53, strided ones included)
+    # and the 3x3 ones at 14x14 and below (slim: 5 + 3; paper: 6 + 3), no forward-conv form.
+    # bfloat16 emulated on AVX2: not measured, TF's own op.
+    ("bfloat16", ("avx2", "avx512f", "avx512_bf16", "amx_bf16"),
+     {"slim": {"matmul": 36 + 5 + 3}, "paper": {"matmul": 36 + 6 + 3}}),
+    ("bfloat16", ("avx2", "fma"), {"slim": {}, "paper": {}}),
 ])
-def test_forward_conv_filter_gradient_default_picks_the_measured_layers(dtype, cpu_flags, want,
-                                                                       monkeypatch):
-    """By default (oneDNN on, NHWC, no GPU) the forward-convolution weight gradient is taken
-    exactly where it measured faster: by the compute dtype, the CPU's vector extensions and the
-    layer's size."""
+def test_filter_gradient_default_picks_the_measured_layers(dtype, cpu_flags, want, monkeypatch):
+    """By default (oneDNN on, NHWC, no GPU) a weight gradient is taken as a forward convolution
+    ("conv") or a MatMul ("matmul") exactly where that measured faster: by the compute dtype, the
+    CPU's vector and matrix extensions and the layer's shape."""
     if not resnet_tf1.model._onednn_enabled() or tf.config.list_physical_devices("GPU"):
         pytest.skip("the default applies with oneDNN on and no GPU")
     monkeypatch.setattr(resnet_tf1.model, "_cpu_flags", lambda: frozenset(cpu_flags))
+    picked = []
+    form = resnet_tf1.model._filter_gradient_form
+    monkeypatch.setattr(resnet_tf1.model, "_filter_gradient_form",
+                        lambda *args: picked.append(form(*args)) or picked[-1])
     counts = {}
     for variant in ("slim", "paper"):
+        del picked[:]
         g = tf.Graph()
         with g.as_default():
             logits, _ = resnet_tf1.ResNet(50, variant=variant, dtype=dtype)(
@@ -325,23 +356,31 @@ def test_forward_conv_filter_gradient_default_picks_the_measured_layers(dtype, c
             tf.gradients(tf.reduce_sum(logits), tf1.trainable_variables())
             ops = g.get_operations()
         convs = sum(op.type == "Conv2D" for op in ops if "gradients" not in op.name)
-        counts[variant] = convs - sum(op.type == "Conv2DBackpropFilter" for op in ops)
+        # Every form that is not TF's leaves its convolution without a Conv2DBackpropFilter.
+        assert convs - sum(op.type == "Conv2DBackpropFilter" for op in ops) == sum(
+            f is not None for f in picked)
+        counts[variant] = {f: picked.count(f) for f in ("conv", "matmul") if f in picked}
     assert counts == want
 
 
-def test_bfloat16_forward_conv_filter_gradients_match_tensorflows(monkeypatch):
-    """In bfloat16 the forward-convolution weight gradients equal TF's Conv2DBackpropFilter to
-    bfloat16's resolution (both accumulate in float32 and round the result to 8 bits)."""
-    images = np.random.RandomState(4).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+@pytest.mark.parametrize("knob, depth, size", [("FORWARD_CONV_FILTER_GRADIENT", 20, 32),
+                                               ("MATMUL_FILTER_GRADIENT", 50, 64)])
+def test_bfloat16_filter_gradient_forms_match_tensorflows(knob, depth, size, monkeypatch):
+    """In bfloat16 the forward-convolution weight gradients (ResNet-20's 3x3 kernels) and the
+    MatMul ones (ResNet-50's 1x1 kernels) equal TF's Conv2DBackpropFilter to bfloat16's
+    resolution (all accumulate in float32 and round the result to 8 bits)."""
+    images = np.random.RandomState(4).uniform(-1, 1, (3, size, size, 3)).astype(np.float32)
     grads = {}
     monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", False)
+    for name in ("FORWARD_CONV_FILTER_GRADIENT", "MATMUL_FILTER_GRADIENT"):
+        monkeypatch.setattr(resnet_tf1.model, name, False)
     for fast in (True, False):
-        monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_FILTER_GRADIENT", fast)
+        monkeypatch.setattr(resnet_tf1.model, knob, fast)
         g = tf.Graph()
         with g.as_default():
             tf1.set_random_seed(5)
-            logits, _ = resnet_tf1.ResNet(20, dtype="bfloat16")(tf.constant(images),
-                                                                 is_training=True)
+            logits, _ = resnet_tf1.ResNet(depth, dtype="bfloat16")(tf.constant(images),
+                                                                    is_training=True)
             variables = tf1.trainable_variables()
             gradients = tf.gradients(tf.reduce_sum(tf.square(logits)), variables)
             with tf1.Session() as s:
