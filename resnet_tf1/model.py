@@ -550,17 +550,8 @@ class ResNet:
             padding = "VALID"
         else:
             padding = "SAME"
-        strides = [1, stride, stride, 1] if self.data_format == "NHWC" else [1, 1, stride, stride]
-        forward_input, filter_form = False, None
-        if self._is_training and kernel % 2 and (stride == 1 or kernel == 1):
-            forward_input = stride == 1 and _forward_conv_input_gradient()
-            filter_form = _filter_gradient_form(net, kernel, stride, self.data_format)
-        if forward_input or filter_form:
-            net = _same_conv(self.data_format, stride, forward_input, filter_form)(
-                net, self._cast(weights))
-        else:
-            net = tf.nn.conv2d(net, self._cast(weights), strides, padding,
-                               data_format=self.data_format)
+        net = conv2d(net, self._cast(weights), stride, padding, self.data_format,
+                     self._is_training)
         if self.conv_bias or self._folded:
             biases = self._variable("biases", [filters], tf1.zeros_initializer())
             net = tf.nn.bias_add(net, self._cast(biases), data_format=self.data_format)
@@ -701,6 +692,29 @@ CifarResNet110 = _preset("CifarResNet110", 110, "CIFAR ResNet-110: 3 x 18" + _CI
                          _CifarPreset)
 CifarResNet1202 = _preset("CifarResNet1202", 1202, "CIFAR ResNet-1202: 3 x 200" + _CIFAR,
                           _CifarPreset)
+
+
+def conv2d(net, kernel, stride, padding, data_format, is_training):
+    """`tf.nn.conv2d` as the model builds it: in a training graph, the gradients of a 'SAME'
+    convolution of stride 1 or with a 1x1 kernel take the forms measured fastest on this machine
+    (`_forward_conv_input_gradient`, `_filter_gradient_form`; BUILD.md, "Speed"), else TF's own.
+    `benchmark.py --per_layer` times each of our convolutions through this function.
+
+    Args:
+        net: [batch, h, w, c] input in `data_format` (already padded for 'VALID').
+        kernel: [k, k, c, filters], in the compute dtype.
+        stride: int; padding: "SAME" or "VALID"; data_format: "NHWC" or "NCHW".
+        is_training: Python bool.
+    """
+    size = kernel.shape[0]
+    forward_input, filter_form = False, None
+    if is_training and padding == "SAME" and size % 2 and (stride == 1 or size == 1):
+        forward_input = stride == 1 and _forward_conv_input_gradient()
+        filter_form = _filter_gradient_form(net, size, stride, data_format)
+    if forward_input or filter_form:
+        return _same_conv(data_format, stride, forward_input, filter_form)(net, kernel)
+    strides = [1, stride, stride, 1] if data_format == "NHWC" else [1, 1, stride, stride]
+    return tf.nn.conv2d(net, kernel, strides, padding, data_format=data_format)
 
 
 def _onednn_enabled():

@@ -12,7 +12,8 @@ Each model lives in its own graph and session. All are built and warmed up first
 round by round, alternating (A B C M A B C M ...), so that a machine whose speed drifts treats
 them alike; per model it prints the median, min and max images/sec over the rounds, the peak
 resident memory (each model run alone in a child process, batch as given; the median of
-`--memory_runs` such processes, alternated) and the ratio ours / peer. "of peak" is the
+`--memory_runs` such processes, alternated) and the ratio ours / peer: of the medians, and the
+median (min-max) of the rounds' own ratios, which cancels a drift between rounds. "of peak" is the
 fraction of the machine's float arithmetic rate reached: our multiply-adds per image (x2 FLOPs;
 x3 for a training step: forward, and backward for inputs and weights) times images/sec, over the
 rate of an NxN matmul in the same precision, timed in the same rounds.
@@ -27,8 +28,8 @@ auto_mixed_precision_onednn_bfloat16 rewrite (the same precision mode), and
 `--onednn_bf16_rewrite` turns that rewrite on for every float32 graph, ours included.
 `--fold_bn` (inference) times our BN-folded graph (`fold_bn`, what export writes).
 `--per_layer` also times each of our convolutions alone (grouped by shape; conv + bias + ReLU, and
-in training the gradients TensorFlow builds for it) in its own rounds, each after the matmul, and
-prints their sum beside our whole step.
+in training its gradients as our training graph builds them) in its own rounds, each after the
+matmul, and prints their sum beside our whole step.
 """
 
 import json
@@ -271,8 +272,8 @@ def _reads_variables(tensor):
 
 def build_layer(row):
     """One of our convolutions alone, on variables (nothing constant-folds): conv + bias + ReLU;
-    with --mode=train also the gradients TensorFlow builds for it (of its input too, unless that
-    is the network's input). Returns (fetch, multiply-adds per run)."""
+    with --mode=train also its gradients in the forms our training graph builds (of its input
+    too, unless that is the network's input). Returns (fetch, multiply-adds per run)."""
     dtype = tf.as_dtype(row["dtype"])
     init = tf1.initializers.random_uniform(-1, 1)
     with tf.device(run_config.resolve_device(FLAGS.device)):
@@ -280,8 +281,9 @@ def build_layer(row):
         kernel = tf1.get_variable("kernel", row["kernel_shape"], dtype, init)
         bias = tf1.get_variable("bias", row["kernel_shape"][-1:], dtype, init)
         net = tf.pad(x, row["paddings"]) if row["paddings"] else x
-        y = tf.nn.conv2d(net, kernel, row["strides"], row["padding"],
-                         data_format=row["data_format"])
+        # The model's own conv2d: in training, the gradient forms our step takes on this machine.
+        y = model_lib.conv2d(net, kernel, max(row["strides"]), row["padding"],
+                             row["data_format"], is_training=FLAGS.mode == "train")
         outputs = [tf.nn.relu(tf.nn.bias_add(y, bias, data_format=row["data_format"]))]
         macs = row["multiply_adds"] * FLAGS.batch_size
         if FLAGS.mode == "train":
@@ -466,6 +468,13 @@ def bench_pipeline(kind):
             tmp.cleanup()
 
 
+def _per_round(ours, peer):
+    """The ratio ours / peer of each round's rates: its median, min and max. The models alternate
+    within a round, so a round's ratio cancels a drift of the machine's speed between rounds."""
+    ratios = [a / b for a, b in zip(ours, peer)]
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+
+
 def _drift(rates):
     """A warning line when the matmul's rate varied across rounds by more than DRIFT_WARNING, else
     None. The models alternate within each round, so a slowdown hits them alike, but one that
@@ -573,9 +582,11 @@ def main(argv):
         result["per_layer"]["step_ms"] = 1e3 * FLAGS.batch_size / ours
     if matmul:
         matmul.session.close()
-    for key, entry in result["models"].items():
-        if key != "ours":
-            entry["ratio_ours_to_this"] = ours / entry["images_per_sec"]["median"]
+    ours_rates = candidates[0].rates
+    for c in candidates[1:]:
+        entry = result["models"][c.key]
+        entry["ratio_ours_to_this"] = ours / entry["images_per_sec"]["median"]
+        entry["ratio_ours_to_this_per_round"] = _per_round(ours_rates, c.rates)
     if FLAGS.memory:
         runs = {key: [] for key in result["models"]}
         for _ in range(FLAGS.memory_runs):  # alternated, like the rounds
@@ -602,14 +613,18 @@ def main(argv):
     print("%s (%s, %d cores, %s; oneDNN %s)" % (what, machine["cpu"], machine["cores"],
                                                 " ".join(machine["cpu_flags"]) or "no AVX-512",
                                                 "on" if machine["onednn"] else "off"))
-    print("%-46s %9s %8s %8s %9s %12s %8s" % ("model", "median", "min", "max", "peak MB",
-                                                "ours/this", "of peak"))
+    print("%-46s %9s %8s %8s %9s %10s %20s %8s" % ("model", "median", "min", "max", "peak MB",
+                                                     "ours/this", "per-round ours/this",
+                                                     "of peak"))
     for key, e in result["models"].items():
         ips = e["images_per_sec"]
-        print("%-46s %9.1f %8.1f %8.1f %9s %12s %8s" % (
+        per_round = e.get("ratio_ours_to_this_per_round")
+        print("%-46s %9.1f %8.1f %8.1f %9s %10s %20s %8s" % (
             e["label"], ips["median"], ips["min"], ips["max"],
             "%.0f" % e["peak_rss_mb"] if e.get("peak_rss_mb") else "-",
             "%.3f" % e["ratio_ours_to_this"] if "ratio_ours_to_this" in e else "-",
+            "%.3f (%.2f-%.2f)" % (per_round["median"], per_round["min"], per_round["max"])
+            if per_round else "-",
             "%.1f%%" % (100 * e["fraction_of_matmul_peak"]) if "fraction_of_matmul_peak" in e
             else "-"))
     if peak:

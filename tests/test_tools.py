@@ -150,7 +150,7 @@ def test_benchmark_cli_smoke(mode):
         lines = r.stdout.splitlines()
         assert lines[0].startswith("ResNet-20 train float32 NHWC batch 8 on CPU (")
         assert lines[1].split() == ["model", "median", "min", "max", "peak", "MB", "ours/this",
-                                    "of", "peak"]
+                                    "per-round", "ours/this", "of", "peak"]
         row = lines[2].split()
         assert lines[2].startswith("ours (paper, float32)") and float(row[3]) > 0
         assert float(row[6]) > 100 and row[-1].endswith("%")  # peak MB of the child process
@@ -210,6 +210,19 @@ def test_benchmark_flags_a_run_whose_machine_changed_speed():
     assert json.loads(r.stdout.splitlines()[-1]) == [
         None, None, "the peak matmul ran at 110-207 GFLOP/s across the rounds (1.88x): the "
         "machine's speed changed during this run, so its ratios are less reliable; run it again"]
+
+
+def test_benchmark_per_round_ratio_cancels_a_drift_between_rounds():
+    """Ours 1.10x the peer in every round while the machine's speed spreads fourfold across the
+    rounds: the rounds' own ratios are 1.10, median, min and max alike."""
+    code = ("import sys, json; sys.path.insert(0, %r); import benchmark as b; "
+            "print(json.dumps(b._per_round([11.0, 22.0, 44.0], [10.0, 20.0, 40.0])))"
+            % os.path.join(ROOT, "scripts"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.splitlines()[-1])
+    assert got == pytest.approx({"median": 1.1, "min": 1.1, "max": 1.1})
 
 
 def test_benchmark_xla_compiles_on_the_cpu_or_stops():
