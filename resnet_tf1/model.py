@@ -768,13 +768,14 @@ def _matmul_filter_gradient(net, kernel):
     at 28x28 and above. Off in float32 (whole step equal with and without it, 1x1 MatMuls) and
     without AMX (AVX512-BF16 alone, Zen 4: 1x1 within 8 % op by op, equal over a step).
     """
+    known = None not in net.shape[1:3]  # the shifted MatMuls of a k x k kernel need the size
     if MATMUL_FILTER_GRADIENT is not None:
-        return bool(MATMUL_FILTER_GRADIENT)
+        return bool(MATMUL_FILTER_GRADIENT) and (kernel == 1 or known)
     if not _onednn_enabled() or tf.config.list_physical_devices("GPU"):
         return False
     if net.dtype != tf.bfloat16 or "amx_bf16" not in _cpu_flags():
         return False
-    return kernel == 1 or (None not in net.shape[1:3] and net.shape[1] * net.shape[2] <= 14 * 14)
+    return kernel == 1 or (known and net.shape[1] * net.shape[2] <= 14 * 14)
 
 
 def _forward_conv_filter_gradient(net, kernel, data_format):
@@ -862,7 +863,7 @@ def _same_conv(data_format, stride, forward_input_gradient, filter_gradient_form
     (profiled with oneDNN off: 1.2-2.9x slower than the same arithmetic as a forward Conv2D for
     ResNet-50's layers at batch 16). The weight gradient is TF's Conv2DBackpropFilter unless
     `filter_gradient_form` is "conv" (`_filter_gradient_as_conv`, stride 1) or "matmul"
-    (`_filter_gradient_as_matmul`, 1x1 kernels).
+    (`_filter_gradient_as_matmul`: 1x1 kernels at any stride, other kernels at stride 1).
     """
     strides = [1, stride, stride, 1] if data_format == "NHWC" else [1, 1, stride, stride]
 
