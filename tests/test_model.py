@@ -367,8 +367,9 @@ def test_filter_gradient_default_picks_the_measured_layers(dtype, cpu_flags, wan
                                                ("MATMUL_FILTER_GRADIENT", 50, 64)])
 def test_bfloat16_filter_gradient_forms_match_tensorflows(knob, depth, size, monkeypatch):
     """In bfloat16 the forward-convolution weight gradients (ResNet-20's 3x3 kernels) and the
-    MatMul ones (ResNet-50's 1x1 kernels) equal TF's Conv2DBackpropFilter to bfloat16's
-    resolution (all accumulate in float32 and round the result to 8 bits)."""
+    MatMul ones (ResNet-50's 1x1 kernels, and its stride-1 3x3 ones as shifted MatMuls) equal
+    TF's Conv2DBackpropFilter to bfloat16's resolution (all accumulate in float32 and round the
+    result to 8 bits)."""
     images = np.random.RandomState(4).uniform(-1, 1, (3, size, size, 3)).astype(np.float32)
     grads = {}
     monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", False)
