@@ -32,7 +32,8 @@ WEIGHT_DECAY_COLLECTION = "resnet_tf1_weight_decay"
 BNLayer = collections.namedtuple("BNLayer", ["scope", "inputs", "moving_mean",
                                              "moving_variance", "outputs", "kernel"])
 # Whether training graphs take the input gradient of every stride-1 convolution as a forward
-# convolution (`_same_conv`) rather than TF's own Conv2DBackpropInput (same numbers, to 1e-6).
+# convolution (`_conv_with_gradients`) rather than TF's own Conv2DBackpropInput (same numbers,
+# to 1e-6).
 # None: only where it measured faster, i.e. when oneDNN is off (with oneDNN on, its
 # backward-data kernel runs at the forward rate and the rotated kernel's transposes cost ~1.5 %:
 # BUILD.md, "Speed"). True or False forces it.
@@ -49,6 +50,14 @@ FORWARD_CONV_FILTER_GRADIENT = None
 # (`_matmul_filter_gradient`; BUILD.md, "Speed"). True forces it for every such NHWC convolution
 # (tests); it takes precedence over the forward-conv form.
 MATMUL_FILTER_GRADIENT = None
+# Whether a float16 training graph takes the weight gradient of every convolution in float32
+# (`_filter_gradient_in_float32`: TF's Conv2DBackpropFilter on float32 copies of the input and the
+# output gradient, rounded to float16); None: only where it was measured faster, with oneDNN on
+# a CPU with AVX512-FP16 and no GPU, where oneDNN takes TF's float16 convolutions and its
+# float16 backward-weights kernel is the reference one (`ref:any`): 400-900 ms a layer where the
+# float32 kernel takes under 1 ms (`_float32_filter_gradient`; BUILD.md, "Speed"). True forces
+# it for every float16 or bfloat16 convolution (tests).
+FLOAT32_FILTER_GRADIENT = None
 
 # One row of an architecture table: a stage of `num_units` residual units whose convolutions are
 # `base_depth` wide (bottleneck units output 4 * base_depth channels). `stride` is the stage's
@@ -695,9 +704,9 @@ CifarResNet1202 = _preset("CifarResNet1202", 1202, "CIFAR ResNet-1202: 3 x 200" 
 
 
 def conv2d(net, kernel, stride, padding, data_format, is_training):
-    """`tf.nn.conv2d` as the model builds it: in a training graph, the gradients of a 'SAME'
-    convolution of stride 1 or with a 1x1 kernel take the forms measured fastest on this machine
-    (`_forward_conv_input_gradient`, `_filter_gradient_form`; BUILD.md, "Speed"), else TF's own.
+    """`tf.nn.conv2d` as the model builds it: in a training graph, the gradients take the forms
+    measured fastest on this machine (`_forward_conv_input_gradient` for a 'SAME' convolution of
+    stride 1, `_filter_gradient_form`; BUILD.md, "Speed"), else TF's own.
     `benchmark.py --per_layer` times each of our convolutions through this function.
 
     Args:
@@ -708,11 +717,13 @@ def conv2d(net, kernel, stride, padding, data_format, is_training):
     """
     size = kernel.shape[0]
     forward_input, filter_form = False, None
-    if is_training and padding == "SAME" and size % 2 and (stride == 1 or size == 1):
-        forward_input = stride == 1 and _forward_conv_input_gradient()
-        filter_form = _filter_gradient_form(net, size, stride, data_format)
+    if is_training:
+        forward_input = (padding == "SAME" and size % 2 == 1 and stride == 1
+                         and _forward_conv_input_gradient())
+        filter_form = _filter_gradient_form(net, size, stride, padding, data_format)
     if forward_input or filter_form:
-        return _same_conv(data_format, stride, forward_input, filter_form)(net, kernel)
+        return _conv_with_gradients(data_format, stride, padding, forward_input,
+                                    filter_form)(net, kernel)
     strides = [1, stride, stride, 1] if data_format == "NHWC" else [1, 1, stride, stride]
     return tf.nn.conv2d(net, kernel, strides, padding, data_format=data_format)
 
@@ -745,11 +756,15 @@ def _forward_conv_input_gradient():
     return bool(FORWARD_CONV_INPUT_GRADIENT)
 
 
-def _filter_gradient_form(net, kernel, stride, data_format):
-    """How a training graph builds the weight gradient of a convolution of stride 1 or a 1x1
-    kernel: None (TF's own Conv2DBackpropFilter), "matmul" (as MatMuls) or "conv" (a stride-1
-    one's as a forward convolution), each only where it measured faster."""
-    if data_format != "NHWC":
+def _filter_gradient_form(net, kernel, stride, padding, data_format):
+    """How a training graph builds the weight gradient of a convolution: None (TF's own
+    Conv2DBackpropFilter), "float32" (TF's op in float32, for a float16 one), or, for a 'SAME' one
+    of stride 1 or with a 1x1 kernel, "matmul" (as MatMuls) or "conv" (a stride-1 one's as a
+    forward convolution); each only where it measured faster."""
+    if _float32_filter_gradient(net):
+        return "float32"
+    if data_format != "NHWC" or padding != "SAME" or kernel % 2 == 0 or (
+            stride != 1 and kernel != 1):
         return None
     if _matmul_filter_gradient(net, kernel):
         return "matmul"
@@ -778,10 +793,29 @@ def _matmul_filter_gradient(net, kernel):
     return kernel == 1 or (known and net.shape[1] * net.shape[2] <= 14 * 14)
 
 
+def _float32_filter_gradient(net):
+    """Whether a convolution's weight gradient is computed in float32
+    (`_filter_gradient_in_float32`).
+    Only where it measured faster (BUILD.md, "Speed"): float16 with oneDNN on, on a CPU with
+    AVX512-FP16 and no GPU (Intel Xeon with AMX, ONEDNN_VERBOSE=1): oneDNN takes TF's float16
+    convolutions there, and runs their forward and backward-data passes with its JIT kernels but
+    the backward-weights pass with its reference kernel, `ref:any`: 400-900 ms for one of
+    ResNet-20's 3x3 layers at batch 16, 7.1 of the step's 9.3 s of op time. In float32 the same
+    gradient takes under 1 ms. Without AVX512-FP16, TF runs float16 on its own kernels.
+    """
+    if net.dtype not in (tf.float16, tf.bfloat16):
+        return False
+    if FLOAT32_FILTER_GRADIENT is not None:
+        return bool(FLOAT32_FILTER_GRADIENT)
+    if net.dtype != tf.float16 or not _onednn_enabled() or tf.config.list_physical_devices("GPU"):
+        return False
+    return "avx512_fp16" in _cpu_flags()
+
+
 def _forward_conv_filter_gradient(net, kernel, data_format):
     """Whether a stride-1 convolution's weight gradient is built as a forward convolution
-    (`_same_conv`). Only where it measured faster (BUILD.md, "Speed"), NHWC on a CPU with oneDNN
-    (no GPU was measured):
+    (`_filter_gradient_as_conv`). Only where it measured faster (BUILD.md, "Speed"), NHWC on a
+    CPU with oneDNN (no GPU was measured):
     - float32, AVX2 without AVX-512: oneDNN's Conv2DBackpropFilter runs 3x3 kernels at about half
       its forward rate, and for ResNet's 3x3 layers at 14x14 and 7x7 the forward-convolution
       form took 0.70-0.84 of its time (at 28x28 equal, at 56x56 and for every 1x1 slower). With
@@ -852,24 +886,39 @@ def _filter_gradient_as_matmul(inputs, d_outputs, kernel_size, stride):
     return tf.reshape(tf.stack(taps), [kernel_size, kernel_size, cin, cout])
 
 
-def _same_conv(data_format, stride, forward_input_gradient, filter_gradient_form):
-    """A 'SAME' convolution (odd kernel; stride 1, or a 1x1 kernel at any stride) whose gradients
-    may be built in other forms than TensorFlow's own ops.
+def _filter_gradient_in_float32(inputs, d_outputs, kernel, strides, padding, data_format):
+    """d(loss)/d(kernel) of a float16 (or bfloat16) convolution by TF's Conv2DBackpropFilter on
+    float32 copies of its input and output gradient, rounded to the compute dtype (so a gradient
+    that overflows float16 still becomes Inf for the loss scale to see)."""
+    # Gated on the output gradient: else the float32 copy of the input is made in the forward
+    # pass and held until the backward pass reaches it.
+    with tf.control_dependencies([d_outputs]):
+        wide_inputs = tf.cast(inputs, tf.float32)
+    d_kernel = tf1.nn.conv2d_backprop_filter(wide_inputs, tf.shape(kernel),
+                                             tf.cast(d_outputs, tf.float32), strides, padding,
+                                             data_format=data_format)
+    return tf.cast(d_kernel, kernel.dtype)
 
-    d(loss)/d(input) of a stride-1 such convolution is itself a stride-1 'SAME' convolution of the
-    output gradient with the kernel rotated by 180 degrees and its input and output channels
-    swapped (`forward_input_gradient`, stride 1 only). TensorFlow computes it with
-    Conv2DBackpropInput, which TF's own CPU kernels run at well under their forward rate
+
+def _conv_with_gradients(data_format, stride, padding, forward_input_gradient,
+                         filter_gradient_form):
+    """A convolution whose gradients may be built in other forms than TensorFlow's own ops.
+
+    d(loss)/d(input) of a stride-1 'SAME' convolution with an odd kernel is itself a stride-1
+    'SAME' convolution of the output gradient with the kernel rotated by 180 degrees and its input
+    and output channels swapped (`forward_input_gradient`, only for those). TensorFlow computes it
+    with Conv2DBackpropInput, which TF's own CPU kernels run at well under their forward rate
     (profiled with oneDNN off: 1.2-2.9x slower than the same arithmetic as a forward Conv2D for
     ResNet-50's layers at batch 16). The weight gradient is TF's Conv2DBackpropFilter unless
-    `filter_gradient_form` is "conv" (`_filter_gradient_as_conv`, stride 1) or "matmul"
-    (`_filter_gradient_as_matmul`: 1x1 kernels at any stride, other kernels at stride 1).
+    `filter_gradient_form` is "float32" (`_filter_gradient_in_float32`: any convolution), "conv"
+    (`_filter_gradient_as_conv`, 'SAME', stride 1) or "matmul" (`_filter_gradient_as_matmul`:
+    'SAME', 1x1 kernels at any stride, other odd kernels at stride 1).
     """
     strides = [1, stride, stride, 1] if data_format == "NHWC" else [1, 1, stride, stride]
 
     @tf.custom_gradient
     def conv(inputs, kernel):
-        outputs = tf.nn.conv2d(inputs, kernel, strides, "SAME", data_format=data_format)
+        outputs = tf.nn.conv2d(inputs, kernel, strides, padding, data_format=data_format)
 
         def grad(d_outputs):
             if forward_input_gradient:
@@ -878,15 +927,18 @@ def _same_conv(data_format, stride, forward_input_gradient, filter_gradient_form
                 d_inputs = tf.nn.conv2d(d_outputs, flipped, 1, "SAME", data_format=data_format)
             else:
                 d_inputs = tf1.nn.conv2d_backprop_input(tf.shape(inputs), kernel, d_outputs,
-                                                        strides, "SAME",
+                                                        strides, padding,
                                                         data_format=data_format)
-            if filter_gradient_form == "matmul":
+            if filter_gradient_form == "float32":
+                d_kernel = _filter_gradient_in_float32(inputs, d_outputs, kernel, strides,
+                                                       padding, data_format)
+            elif filter_gradient_form == "matmul":
                 d_kernel = _filter_gradient_as_matmul(inputs, d_outputs, kernel.shape[0], stride)
             elif filter_gradient_form == "conv":
                 d_kernel = _filter_gradient_as_conv(inputs, d_outputs, kernel.shape[0])
             else:
                 d_kernel = tf1.nn.conv2d_backprop_filter(inputs, tf.shape(kernel), d_outputs,
-                                                         strides, "SAME",
+                                                         strides, padding,
                                                          data_format=data_format)
             return d_inputs, d_kernel
         return outputs, grad

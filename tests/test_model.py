@@ -334,11 +334,17 @@ def test_matmul_filter_gradients_equal_tensorflows(variant, monkeypatch):
     ("bfloat16", ("avx2", "avx512f", "avx512_bf16", "amx_bf16"),
      {"slim": {"matmul": 36 + 5 + 3}, "paper": {"matmul": 36 + 6 + 3}}),
     ("bfloat16", ("avx2", "fma"), {"slim": {}, "paper": {}}),
+    # float16 with AVX512-FP16 (oneDNN takes TF's float16 convolutions, its backward-weights
+    # kernel is the reference one): every weight gradient in float32, the stem's included.
+    # Without it TF runs float16 on its own kernels: TF's op.
+    ("float16", ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16"),
+     {"slim": {"float32": 53}, "paper": {"float32": 53}}),
+    ("float16", ("avx2", "avx512f", "avx512_bf16"), {"slim": {}, "paper": {}}),
 ])
 def test_filter_gradient_default_picks_the_measured_layers(dtype, cpu_flags, want, monkeypatch):
     """By default (oneDNN on, NHWC, no GPU) a weight gradient is taken as a forward convolution
-    ("conv") or a MatMul ("matmul") exactly where that measured faster: by the compute dtype, the
-    CPU's vector and matrix extensions and the layer's shape."""
+    ("conv"), a MatMul ("matmul") or in float32 ("float32") exactly where that measured faster:
+    by the compute dtype, the CPU's vector and matrix extensions and the layer's shape."""
     if not resnet_tf1.model._onednn_enabled() or tf.config.list_physical_devices("GPU"):
         pytest.skip("the default applies with oneDNN on and no GPU")
     monkeypatch.setattr(resnet_tf1.model, "_cpu_flags", lambda: frozenset(cpu_flags))
@@ -356,41 +362,59 @@ def test_filter_gradient_default_picks_the_measured_layers(dtype, cpu_flags, wan
             tf.gradients(tf.reduce_sum(logits), tf1.trainable_variables())
             ops = g.get_operations()
         convs = sum(op.type == "Conv2D" for op in ops if "gradients" not in op.name)
-        # Every form that is not TF's leaves its convolution without a Conv2DBackpropFilter.
-        assert convs - sum(op.type == "Conv2DBackpropFilter" for op in ops) == sum(
-            f is not None for f in picked)
-        counts[variant] = {f: picked.count(f) for f in ("conv", "matmul") if f in picked}
+        filters = [op for op in ops if op.type == "Conv2DBackpropFilter"]
+        wide = sum(op.get_attr("T") == tf.float32 for op in filters)
+        # The forms "conv" and "matmul" leave their convolution without a Conv2DBackpropFilter;
+        # "float32" keeps TF's op, in float32.
+        assert convs - len(filters) == sum(f in ("conv", "matmul") for f in picked)
+        assert wide == (len(filters) if dtype == "float32" else picked.count("float32"))
+        counts[variant] = {f: picked.count(f) for f in ("conv", "matmul", "float32")
+                           if f in picked}
     assert counts == want
 
 
-@pytest.mark.parametrize("knob, depth, size", [("FORWARD_CONV_FILTER_GRADIENT", 20, 32),
-                                               ("MATMUL_FILTER_GRADIENT", 50, 64)])
-def test_bfloat16_filter_gradient_forms_match_tensorflows(knob, depth, size, monkeypatch):
+@pytest.mark.parametrize("knob, dtype, depth, size, tolerance", [
+    ("FORWARD_CONV_FILTER_GRADIENT", "bfloat16", 20, 32, 2e-2),
+    ("MATMUL_FILTER_GRADIENT", "bfloat16", 50, 64, 2e-2),
+    ("FLOAT32_FILTER_GRADIENT", "float16", 20, 32, 2e-3),
+])
+def test_reduced_precision_filter_gradient_forms_match_tensorflows(knob, dtype, depth, size,
+                                                                   tolerance, monkeypatch):
     """In bfloat16 the forward-convolution weight gradients (ResNet-20's 3x3 kernels) and the
     MatMul ones (ResNet-50's 1x1 kernels, and its stride-1 3x3 ones as shifted MatMuls) equal
     TF's Conv2DBackpropFilter to bfloat16's resolution (all accumulate in float32 and round the
-    result to 8 bits)."""
+    result to 8 bits); in float16 the ones taken in float32 (every convolution, strided and stem
+    included) equal TF's float16 op to float16's (11 bits)."""
     images = np.random.RandomState(4).uniform(-1, 1, (3, size, size, 3)).astype(np.float32)
     grads = {}
     monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", False)
-    for name in ("FORWARD_CONV_FILTER_GRADIENT", "MATMUL_FILTER_GRADIENT"):
+    for name in ("FORWARD_CONV_FILTER_GRADIENT", "MATMUL_FILTER_GRADIENT",
+                 "FLOAT32_FILTER_GRADIENT"):
         monkeypatch.setattr(resnet_tf1.model, name, False)
     for fast in (True, False):
         monkeypatch.setattr(resnet_tf1.model, knob, fast)
         g = tf.Graph()
         with g.as_default():
             tf1.set_random_seed(5)
-            logits, _ = resnet_tf1.ResNet(depth, dtype="bfloat16")(tf.constant(images),
-                                                                    is_training=True)
+            logits, _ = resnet_tf1.ResNet(depth, dtype=dtype)(tf.constant(images),
+                                                               is_training=True)
             variables = tf1.trainable_variables()
             gradients = tf.gradients(tf.reduce_sum(tf.square(logits)), variables)
             with tf1.Session() as s:
                 s.run(tf1.global_variables_initializer())
                 grads[fast] = dict(zip([v.op.name for v in variables], s.run(gradients)))
+            ops = g.get_operations()
+        # The form is in the graph: the forced knob replaced TF's op (or, for "float32", its dtype).
+        filters = [op.get_attr("T") for op in ops if op.type == "Conv2DBackpropFilter"]
+        convs = sum(op.type == "Conv2D" for op in ops if "gradients" not in op.name)
+        if knob == "FLOAT32_FILTER_GRADIENT":
+            assert filters.count(tf.float32) == (convs if fast else 0)
+        else:
+            assert (len(filters) < convs) == fast
     for name, slow in grads[False].items():
         scale = np.abs(slow).max()
         assert scale > 0, name
-        np.testing.assert_allclose(grads[True][name], slow, rtol=0, atol=2e-2 * scale,
+        np.testing.assert_allclose(grads[True][name], slow, rtol=0, atol=tolerance * scale,
                                    err_msg=name)
 
 
