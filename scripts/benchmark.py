@@ -499,7 +499,8 @@ def _machine():
     except OSError:
         pass
     have = model_lib._cpu_flags()
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
+              "amx_bf16", "amx_fp16")
     return {"cpu": model, "cores": os.cpu_count(), "cpu_flags": [f for f in wanted if f in have],
             "gpus": [g.name for g in tf.config.list_physical_devices("GPU")],
             "tensorflow": tf.__version__, "onednn": model_lib._onednn_enabled()}
