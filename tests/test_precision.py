@@ -76,8 +76,8 @@ def test_low_precision_predicts_what_float32_predicts(cifar_dir, tmp_path):
     # Issue 14 asks for top-1 agreement >= 99 %. On 100 images that is one flip, and a flip is
     # only possible where float32 itself has (nearly) no answer: after 160 steps most seeds leave
     # no image within 2 % of a tie, but some (one in eight at 80 steps; the CI run of stop 26 at
-    # 160, on another CPU) leave a few look-alike images of two colour classes within 0.5 % of one,
-    # and bfloat16 (8 significant bits) may flip any of those: stop 26 flipped three, at float32
+    # 160) leave a few look-alike images of two colour classes within 0.5 % of one, and
+    # bfloat16 (8 significant bits) may flip any of those: stop 26 flipped three, at float32
     # margins 0.0021, 0.0004 and 0.0007. So the agreement is counted over the images float32
     # decides (its two best logits >= 2 % of its logit range apart), which must be nearly all of
     # them, and every flip must be a near-tie.
