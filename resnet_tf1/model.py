@@ -735,6 +735,12 @@ def _onednn_enabled():
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
+def _onednn_cpu_only():
+    """Whether convolutions run on oneDNN's CPU kernels here: oneDNN on and no GPU visible (the
+    condition of every measured gradient form but the forward-conv input gradient's)."""
+    return _onednn_enabled() and not tf.config.list_physical_devices("GPU")
+
+
 @functools.lru_cache(maxsize=None)
 def _cpu_flags():
     """The CPU's feature flags as Linux reports them ("avx2", "avx512f", "amx_bf16", ...); empty
@@ -786,7 +792,7 @@ def _matmul_filter_gradient(net, kernel):
     known = None not in net.shape[1:3]  # the shifted MatMuls of a k x k kernel need the size
     if MATMUL_FILTER_GRADIENT is not None:
         return bool(MATMUL_FILTER_GRADIENT) and (kernel == 1 or known)
-    if not _onednn_enabled() or tf.config.list_physical_devices("GPU"):
+    if not _onednn_cpu_only():
         return False
     if net.dtype != tf.bfloat16 or "amx_bf16" not in _cpu_flags():
         return False
@@ -807,7 +813,7 @@ def _float32_filter_gradient(net):
         return False
     if FLOAT32_FILTER_GRADIENT is not None:
         return bool(FLOAT32_FILTER_GRADIENT)
-    if net.dtype != tf.float16 or not _onednn_enabled() or tf.config.list_physical_devices("GPU"):
+    if net.dtype != tf.float16 or not _onednn_cpu_only():
         return False
     return "avx512_fp16" in _cpu_flags()
 
@@ -829,8 +835,7 @@ def _forward_conv_filter_gradient(net, kernel, data_format):
     if FORWARD_CONV_FILTER_GRADIENT is not None:
         return bool(FORWARD_CONV_FILTER_GRADIENT) and data_format == "NHWC"
     spatial = net.shape[1:3] if data_format == "NHWC" else net.shape[2:4]
-    if (data_format != "NHWC" or None in spatial or not _onednn_enabled()
-            or tf.config.list_physical_devices("GPU")):
+    if data_format != "NHWC" or None in spatial or not _onednn_cpu_only():
         return False
     flags, pixels = _cpu_flags(), spatial[0] * spatial[1]
     if net.dtype == tf.float32:

@@ -345,7 +345,7 @@ def test_filter_gradient_default_picks_the_measured_layers(dtype, cpu_flags, wan
     """By default (oneDNN on, NHWC, no GPU) a weight gradient is taken as a forward convolution
     ("conv"), a MatMul ("matmul") or in float32 ("float32") exactly where that measured faster:
     by the compute dtype, the CPU's vector and matrix extensions and the layer's shape."""
-    if not resnet_tf1.model._onednn_enabled() or tf.config.list_physical_devices("GPU"):
+    if not resnet_tf1.model._onednn_cpu_only():
         pytest.skip("the default applies with oneDNN on and no GPU")
     monkeypatch.setattr(resnet_tf1.model, "_cpu_flags", lambda: frozenset(cpu_flags))
     picked = []
