@@ -89,7 +89,9 @@ class RunParams:
     init_checkpoint: str = _flag(None, "Fine-tune from this checkpoint (when model_dir has none).")
     exclude_scopes: tuple = _flag((), "Variable scopes not restored from --init_checkpoint, e.g. "
                                   "resnet50/logits.", element=str)
-    seed: int = _flag(None, "Graph-level random seed.")
+    seed: int = _flag(None, "Graph-level random seed, and the input stream's: with it the "
+                      "shuffle order and every augmentation draw repeat from run to run (worker "
+                      "k of a cluster uses seed + 1000 k). Unset: fresh each run.")
     recompute_bn_batches: int = _flag(80, "After training, recompute the BN statistics over this "
                                       "many training batches, as the paper's models were (80 x "
                                       "128 = 10,240 CIFAR images); 0 turns it off.")

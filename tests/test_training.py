@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from resnet_tf1 import run_config, train_lib
 from resnet_tf1.data import DataError, cifar10, imagenet
+from resnet_tf1.data import common as data_common
 from resnet_tf1.data import fake
 
 tf1 = tf.compat.v1
@@ -64,6 +65,45 @@ def test_cifar_pipeline_shapes_labels_and_augmentation(cifar_dir):
     assert images.min() >= lo and images.max() <= hi
     assert np.any(np.all(images[:, :, 0, :] == 0, axis=-1)), "no padded column ever shown"
     assert len(raw) == 60
+
+
+def test_seeded_augmentation_repeats_and_each_draw_has_its_own_key(cifar_dir, tmp_path):
+    # --seed makes the input stream repeat, augmentation included: the draws are keyed by the
+    # seed and the element's position, not taken from a generator the parallel map shares.
+    def cifar(seed):
+        return take(lambda: cifar10.dataset(cifar_dir, "train", 64, training=True, seed=seed,
+                                            download=False), 3)
+    first, again, other = cifar(3), cifar(3), cifar(4)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(first[0][0], other[0][0])
+    d = str(tmp_path)
+    fake.write_imagenet(d, "train", shards=2, per_shard=3, corrupt=0)
+    imagenet_batches = [take(lambda: imagenet.dataset(d, "train", 4, training=True, seed=5))[0]
+                        for _ in range(2)]
+    np.testing.assert_array_equal(imagenet_batches[0][0], imagenet_batches[1][0])
+    # The crop and the flip are independent draws: one image whose pixels name their own row and
+    # column, augmented 2,000 times, shows every one of the 81 crop offsets with and without
+    # its flip, at about the rates a uniform draw gives.
+    rows, cols = np.meshgrid(np.arange(1, 33), np.arange(1, 33), indexing="ij")
+    image = np.stack([rows, cols, np.zeros_like(rows)], axis=-1).astype(np.float32)
+    with tf.Graph().as_default():
+        ds = tf.data.Dataset.from_tensors(image).repeat(2000)
+        ds = data_common.with_random_keys(ds, 7, cifar10.AUGMENT_KEYS)
+        out = tf1.data.make_one_shot_iterator(
+            ds.map(cifar10.augment).batch(2000)).get_next()
+        with tf1.Session() as s:
+            out = s.run(out)
+    row16 = out[:, 16]  # rows 12..20 of the image whatever the offset: never padding
+    dy = row16[:, 16, 0].astype(int) - 13
+    flipped = row16[:, 17, 1] < row16[:, 16, 1]
+    dx = np.where(flipped, row16[:, 15, 1], row16[:, 16, 1]).astype(int) - 13
+    assert dy.min() == dx.min() == 0 and dy.max() == dx.max() == 8
+    counts = np.zeros((9, 9, 2), int)
+    np.add.at(counts, (dy, dx, flipped.astype(int)), 1)
+    assert counts.min() >= 1 and counts.max() <= 3 * 2000 / 162, counts.max()  # mean 12.3
+    assert 0.45 < flipped.mean() < 0.55
 
 
 def test_cifar_holdout_split(cifar_dir):

@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from resnet_tf1 import fileio
 from resnet_tf1.data import preprocessing
-from resnet_tf1.data.common import DataError, batch_and_prefetch, shuffle_and_repeat
+from resnet_tf1.data.common import (DataError, batch_and_prefetch, shuffle_and_repeat,
+                                    with_random_keys)
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -165,11 +166,17 @@ def per_pixel_mean(root, validation_size=VALIDATION_SIZE, holdout=False):
     return mean
 
 
-def augment(image, seed=None):
-    """The paper's: 4-pixel zero pad, random 32x32 crop, random horizontal flip."""
+AUGMENT_KEYS = 2
+
+
+def augment(image, keys):
+    """The paper's: 4-pixel zero pad, random 32x32 crop, random horizontal flip.
+
+    `keys`: [AUGMENT_KEYS, 2] stateless-random keys (`common.with_random_keys`), one per draw.
+    """
     image = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
-    image = tf.image.random_crop(image, [32, 32, 3], seed=seed)
-    return tf.image.random_flip_left_right(image, seed=seed)
+    image = tf.image.stateless_random_crop(image, [32, 32, 3], seed=keys[0])
+    return tf.image.stateless_random_flip_left_right(image, seed=keys[1])
 
 
 def dataset(data_dir, split, batch_size, training, holdout=False, seed=None,
@@ -189,12 +196,14 @@ def dataset(data_dir, split, batch_size, training, holdout=False, seed=None,
     mean = per_pixel_mean(root, validation_size, holdout)
     ds = tf.data.FixedLengthRecordDataset(paths, RECORD_BYTES).skip(skip).take(take)
     ds = shuffle_and_repeat(ds, training, seed=seed, shuffle_buffer=min(take, 50000))
+    if training:
+        ds = with_random_keys(ds, seed, AUGMENT_KEYS)
 
-    def preprocess(record):
+    def preprocess(record, keys=None):
         image, label = _decode(record)
         image = preprocessing.normalize(image, PREPROCESSING, mean)
         if training:
-            image = augment(image, seed)
+            image = augment(image, keys)
         return image, label
 
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)

@@ -14,7 +14,8 @@ import os
 import tensorflow as tf
 
 from resnet_tf1.data import preprocessing, tfrecords
-from resnet_tf1.data.common import DataError, batch_and_prefetch, shuffle_and_repeat
+from resnet_tf1.data.common import (DataError, batch_and_prefetch, shuffle_and_repeat,
+                                    with_random_keys)
 
 MEAN_RGB = [123.68, 116.78, 103.94]
 # AlexNet's PCA lighting noise (Krizhevsky et al. 2012), in the 0..255 scale.
@@ -57,12 +58,16 @@ def _parse(record, label_offset):
     return image, label
 
 
-def train_preprocess(image, seed=None, min_size=256, max_size=480, crop=224):
-    size = tf.random.uniform([], min_size, max_size + 1, dtype=tf.int32, seed=seed)
+TRAIN_KEYS = 4
+
+
+def train_preprocess(image, keys, min_size=256, max_size=480, crop=224):
+    """`keys`: [TRAIN_KEYS, 2] stateless-random keys (`common.with_random_keys`), one per draw."""
+    size = tf.random.stateless_uniform([], keys[0], min_size, max_size + 1, dtype=tf.int32)
     image = preprocessing.resize_shorter(image, size)
-    image = tf.image.random_crop(image, [crop, crop, 3], seed=seed)
-    image = tf.image.random_flip_left_right(image, seed=seed)
-    alpha = tf.random.normal([3], stddev=0.1, seed=seed)
+    image = tf.image.stateless_random_crop(image, [crop, crop, 3], seed=keys[1])
+    image = tf.image.stateless_random_flip_left_right(image, seed=keys[2])
+    alpha = tf.random.stateless_normal([3], keys[3], stddev=0.1)
     image = image + tf.linalg.matvec(tf.constant(EIGVEC), alpha * tf.constant(EIGVAL))
     return image - tf.constant(MEAN_RGB)
 
@@ -102,10 +107,13 @@ def dataset(data_dir, split, batch_size, training, num_classes=1000, ten_crop=Fa
     ds = tfrecords.read(paths, lambda record: _parse(record, label_offset), skips,
                         shuffle=training, seed=seed)
     ds = shuffle_and_repeat(ds, training, seed=seed)
+    if training:
+        ds = with_random_keys(ds, seed, TRAIN_KEYS).map(
+            lambda element, keys: (train_preprocess(element[0], keys), element[1]),
+            num_parallel_calls=tf.data.AUTOTUNE)
+        return batch_and_prefetch(ds, batch_size, training), None
 
     def preprocess(image, label):
-        if training:
-            return train_preprocess(image, seed), label
         if full_image:
             return preprocessing.normalize(image, RGB_MEAN_PREPROCESSING), label
         return (ten_crop_preprocess(image) if ten_crop else eval_preprocess(image)), label

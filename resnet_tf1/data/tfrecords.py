@@ -92,7 +92,8 @@ def read(paths, parse, skips, cycle_length=8, shuffle=False, seed=None):
     Args:
         parse: record -> a tuple of tensors (an image that may fail to decode, a label, ...).
         skips: a `SkippedRecords` told about every file's skips at the end of each pass.
-        shuffle: shuffle the file order (each pass anew).
+        shuffle: shuffle the file order (each pass anew) and interleave the files in whatever
+            order they are read, unless a `seed` asks for a stream that repeats.
     """
     sizes = [tf.io.gfile.stat(p).length for p in paths]
     files = tf.data.Dataset.from_tensor_slices((list(paths), tf.constant(sizes, tf.int64)))
@@ -145,7 +146,8 @@ def read(paths, parse, skips, cycle_length=8, shuffle=False, seed=None):
             lambda parsed, last: parsed)
 
     return files.interleave(one_file, cycle_length=min(cycle_length, len(paths)),
-                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+                            num_parallel_calls=tf.data.AUTOTUNE,
+                            deterministic=not shuffle or seed is not None)
 
 
 def _output_specs(parse):
