@@ -106,15 +106,19 @@ def test_low_precision_predicts_what_float32_predicts(cifar_dir, tmp_path):
 
 
 def test_float16_training_end_to_end(cifar_dir, tmp_path):
-    p = _params(tmp_path / "run", cifar_dir, dtype="float16", max_steps=20,
-                save_checkpoints_steps=10)
-    assert train_lib.train(p) == 20
+    # 60 steps of 32 at 0.1: evaluated top-1 0.68-1.00 over seeds 1-8 (0.83 for this one) on the
+    # Xeon with AVX512-FP16. 20 steps of 16 at 0.05 gave 0.31-0.80 there, and 0.08 once in CI,
+    # then with an unrepeatable augmentation stream: too close to chance for a CPU whose kernels
+    # round differently.
+    p = _params(tmp_path / "run", cifar_dir, dtype="float16", max_steps=60, batch_size=32,
+                learning_rate=0.1, save_checkpoints_steps=30)
+    assert train_lib.train(p) == 60
     latest = tf.train.latest_checkpoint(p.model_dir)
     arrays = checkpoints.read_arrays(latest)
     assert 1 <= arrays["current_loss_scale"] <= 2.0 ** 15  # checkpointed training state
     assert checkpoints.non_finite(latest) == []
     metrics = eval_lib.evaluate(p, p.model_dir)
-    assert metrics["global_step"] == 20 and metrics["top_1_accuracy"] > 0.1
+    assert metrics["global_step"] == 60 and metrics["top_1_accuracy"] > 0.5, metrics  # chance 0.1
 
 
 def test_loss_scale_flag_is_checked(tmp_path):
