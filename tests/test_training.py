@@ -90,9 +90,8 @@ def test_seeded_augmentation_repeats_and_each_draw_has_its_own_key(cifar_dir, tm
     image = np.stack([rows, cols, np.zeros_like(rows)], axis=-1).astype(np.float32)
     with tf.Graph().as_default():
         ds = tf.data.Dataset.from_tensors(image).repeat(2000)
-        ds = data_common.with_random_keys(ds, 7, cifar10.AUGMENT_KEYS)
-        out = tf1.data.make_one_shot_iterator(
-            ds.map(cifar10.augment).batch(2000)).get_next()
+        ds = data_common.map_with_random_keys(ds, 7, cifar10.AUGMENT_KEYS, cifar10.augment)
+        out = tf1.data.make_one_shot_iterator(ds.batch(2000)).get_next()
         with tf1.Session() as s:
             out = s.run(out)
     row16 = out[:, 16]  # rows 12..20 of the image whatever the offset: never padding

@@ -20,7 +20,7 @@ import tensorflow as tf
 from resnet_tf1 import fileio
 from resnet_tf1.data import preprocessing
 from resnet_tf1.data.common import (DataError, batch_and_prefetch, shuffle_and_repeat,
-                                    with_random_keys)
+                                    map_with_random_keys)
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -172,7 +172,8 @@ AUGMENT_KEYS = 2
 def augment(image, keys):
     """The paper's: 4-pixel zero pad, random 32x32 crop, random horizontal flip.
 
-    `keys`: [AUGMENT_KEYS, 2] stateless-random keys (`common.with_random_keys`), one per draw.
+    `keys`: [AUGMENT_KEYS, 2] stateless-random keys (`common.map_with_random_keys`), one per
+    draw.
     """
     image = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
     image = tf.image.stateless_random_crop(image, [32, 32, 3], seed=keys[0])
@@ -196,8 +197,6 @@ def dataset(data_dir, split, batch_size, training, holdout=False, seed=None,
     mean = per_pixel_mean(root, validation_size, holdout)
     ds = tf.data.FixedLengthRecordDataset(paths, RECORD_BYTES).skip(skip).take(take)
     ds = shuffle_and_repeat(ds, training, seed=seed, shuffle_buffer=min(take, 50000))
-    if training:
-        ds = with_random_keys(ds, seed, AUGMENT_KEYS)
 
     def preprocess(record, keys=None):
         image, label = _decode(record)
@@ -206,5 +205,8 @@ def dataset(data_dir, split, batch_size, training, holdout=False, seed=None,
             image = augment(image, keys)
         return image, label
 
-    ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        ds = map_with_random_keys(ds, seed, AUGMENT_KEYS, preprocess)
+    else:
+        ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
     return batch_and_prefetch(ds, batch_size, training), take

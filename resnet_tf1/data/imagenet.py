@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from resnet_tf1.data import preprocessing, tfrecords
 from resnet_tf1.data.common import (DataError, batch_and_prefetch, shuffle_and_repeat,
-                                    with_random_keys)
+                                    map_with_random_keys)
 
 MEAN_RGB = [123.68, 116.78, 103.94]
 # AlexNet's PCA lighting noise (Krizhevsky et al. 2012), in the 0..255 scale.
@@ -62,7 +62,8 @@ TRAIN_KEYS = 4
 
 
 def train_preprocess(image, keys, min_size=256, max_size=480, crop=224):
-    """`keys`: [TRAIN_KEYS, 2] stateless-random keys (`common.with_random_keys`), one per draw."""
+    """`keys`: [TRAIN_KEYS, 2] stateless-random keys (`common.map_with_random_keys`), one per
+    draw."""
     size = tf.random.stateless_uniform([], keys[0], min_size, max_size + 1, dtype=tf.int32)
     image = preprocessing.resize_shorter(image, size)
     image = tf.image.stateless_random_crop(image, [crop, crop, 3], seed=keys[1])
@@ -108,9 +109,9 @@ def dataset(data_dir, split, batch_size, training, num_classes=1000, ten_crop=Fa
                         shuffle=training, seed=seed)
     ds = shuffle_and_repeat(ds, training, seed=seed)
     if training:
-        ds = with_random_keys(ds, seed, TRAIN_KEYS).map(
-            lambda element, keys: (train_preprocess(element[0], keys), element[1]),
-            num_parallel_calls=tf.data.AUTOTUNE)
+        ds = map_with_random_keys(
+            ds, seed, TRAIN_KEYS, lambda element, keys: (train_preprocess(element[0], keys),
+                                                         element[1]))
         return batch_and_prefetch(ds, batch_size, training), None
 
     def preprocess(image, label):
