@@ -91,7 +91,8 @@ class RunParams:
                                   "resnet50/logits.", element=str)
     seed: int = _flag(None, "Graph-level random seed, and the input stream's: with it the "
                       "shuffle order and every augmentation draw repeat from run to run (worker "
-                      "k of a cluster uses seed + 1000 k). Unset: fresh each run.")
+                      "k of a cluster uses seed + 1000 k; a run resumed at step n a stream of "
+                      "its own, from seed, k and n). Unset: fresh each run.")
     recompute_bn_batches: int = _flag(80, "After training, recompute the BN statistics over this "
                                       "many training batches, as the paper's models were (80 x "
                                       "128 = 10,240 CIFAR images); 0 turns it off.")

@@ -383,6 +383,31 @@ def _hms(seconds):
     return "%dh%02dm%02ds" % (seconds // 3600, seconds % 3600 // 60, seconds % 60)
 
 
+def input_seed(seed, task_index=0, resume_step=0):
+    """The seed of a run's input stream (shuffle order and augmentation draws) from --seed.
+
+    Worker k of a cluster draws its own stream (seed + 1000 k). A run resumed at step n > 0
+    draws a stream of its own too, a function of (seed, k, n): the input iterator is not
+    checkpointed, so with the fresh run's seed every resumption would replay the same first
+    images, and a run preempted more often than once an epoch would only ever see those.
+    """
+    seed += 1000 * task_index
+    if resume_step:
+        seed = (seed * 1000003 + resume_step) % (2 ** 31 - 1)
+    return seed
+
+
+def _checkpoint_step(path):
+    """The global step of checkpoint `path` (0 for None, or where it has none: restoring it
+    reports that)."""
+    if not path:
+        return 0
+    try:
+        return int(tf.train.load_variable(path, "global_step"))
+    except (tf.errors.NotFoundError, ValueError):
+        return 0
+
+
 def _prepare_model_dir(params):
     """Checks a resumed run before anything is written, and removes an interrupted run's
     leftovers. Raises ValueError / CheckpointError with one line."""
@@ -567,8 +592,9 @@ def train(params, flags_text=None, job=None):
         seed = params.seed
         if seed is not None:
             tf1.set_random_seed(seed)
-            if job is not None:  # every worker its own shuffle and augmentation
-                seed += 1000 * job.config.task_index
+            seed = input_seed(seed, job.config.task_index if job else 0,
+                              _checkpoint_step(resumed or
+                                               tf.train.latest_checkpoint(params.model_dir)))
         global_step = tf1.train.get_or_create_global_step()
         if job is not None:
             job.global_step_read(global_step)

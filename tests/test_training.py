@@ -177,7 +177,10 @@ def test_training_lowers_the_loss_and_writes_summaries(cifar_dir, tmp_path):
     assert {"loss", "top_1", "learning_rate", "images_per_sec"} <= set(scalars)
 
 
-def test_resume_continues_the_global_step(cifar_dir, tmp_path):
+def test_resume_continues_the_global_step(cifar_dir, tmp_path, monkeypatch):
+    seeds, real = [], run_config.input_batches
+    monkeypatch.setattr(run_config, "input_batches",
+                        lambda *a, **kw: seeds.append(kw["seed"]) or real(*a, **kw))
     p = params(tmp_path / "run", cifar_dir, max_steps=5)
     assert train_lib.train(p) == 5
     p.max_steps = 8
@@ -185,6 +188,12 @@ def test_resume_continues_the_global_step(cifar_dir, tmp_path):
     steps = sorted(int(c.split("-")[-1]) for c in
                    tf.train.get_checkpoint_state(str(tmp_path / "run")).all_model_checkpoint_paths)
     assert steps == [0, 5, 8]  # MonitoredTrainingSession also saves when a run starts
+    # The resumed run draws its own input stream (the iterator is not checkpointed: with the
+    # fresh run's seed it would replay the first images); each is a function of the seed, the
+    # worker and the step resumed at.
+    assert seeds == [1, train_lib.input_seed(1, 0, 5)]
+    assert len({train_lib.input_seed(1, k, n) for k in (0, 1) for n in (0, 5, 6)}) == 6
+    assert train_lib.input_seed(1, 2) == 2001
 
 
 def _cli(script, *args, **kw):
