@@ -19,8 +19,8 @@ import tensorflow as tf
 
 from resnet_tf1 import fileio
 from resnet_tf1.data import preprocessing
-from resnet_tf1.data.common import (DataError, batch_and_prefetch, shuffle_and_repeat,
-                                    map_with_random_keys)
+from resnet_tf1.data.common import (DataError, batch_and_prefetch, map_with_random_keys,
+                                    shuffle_and_repeat)
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 MD5 = "c32a1d4ab5d03f1284b67883e8d87530"

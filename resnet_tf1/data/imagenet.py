@@ -14,8 +14,8 @@ import os
 import tensorflow as tf
 
 from resnet_tf1.data import preprocessing, tfrecords
-from resnet_tf1.data.common import (DataError, batch_and_prefetch, shuffle_and_repeat,
-                                    map_with_random_keys)
+from resnet_tf1.data.common import (DataError, batch_and_prefetch, map_with_random_keys,
+                                    shuffle_and_repeat)
 
 MEAN_RGB = [123.68, 116.78, 103.94]
 # AlexNet's PCA lighting noise (Krizhevsky et al. 2012), in the 0..255 scale.
