@@ -680,7 +680,7 @@ def train(params, flags_text=None, job=None):
     if not chief:
         return None
     latest = tf.train.latest_checkpoint(params.model_dir)
-    step = int(tf.train.load_checkpoint(latest).get_tensor("global_step"))
+    step = _checkpoint_step(latest)
     if params.recompute_bn_batches and params.dataset == "synthetic":
         logging.info("--dataset=synthetic has no training images: BN statistics not recomputed")
     elif params.recompute_bn_batches:
