@@ -11,6 +11,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: an end-to-end test of 15 s or more on a 2-core CPU (a quick local loop: "
+        "-m 'not slow'; CI runs every test)")
+
+
 @pytest.fixture(scope="module")
 def cifar_dir(tmp_path_factory):
     """Small CIFAR-10 binary files in the real layout (learnable colours), once per module."""

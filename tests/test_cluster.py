@@ -264,6 +264,7 @@ def _evaluate(cifar_dir, model_dir):
     return json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
 
 
+@pytest.mark.slow
 def test_local_cluster_trains_and_the_chief_checkpoint_evaluates(cifar_dir, tmp_path):
     model_dir = str(tmp_path / "run")
     r = subprocess.run([sys.executable, LAUNCH, "--num_ps=1", "--num_workers=2", "--"]
@@ -281,6 +282,7 @@ def test_local_cluster_trains_and_the_chief_checkpoint_evaluates(cifar_dir, tmp_
     assert metrics["global_step"] == 12 and 0 <= metrics["top_1_accuracy"] <= 1
 
 
+@pytest.mark.slow
 def test_collective_all_reduce_trains_resumes_and_the_chief_checkpoint_evaluates(cifar_dir,
                                                                                 tmp_path):
     model_dir = str(tmp_path / "run")
@@ -359,6 +361,7 @@ def _cluster_args(ports):
             "--worker_hosts=127.0.0.1:%d,127.0.0.1:%d" % (ports[1], ports[2])]
 
 
+@pytest.mark.slow
 def test_a_killed_worker_restarted_rejoins_and_the_job_finishes(cifar_dir, tmp_path, tasks):
     model_dir = str(tmp_path / "run")
     ports = _ports(3)

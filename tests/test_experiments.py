@@ -5,6 +5,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from resnet_tf1 import model as model_lib
@@ -93,6 +94,7 @@ def test_layer_responses_equal_numpy_on_captured_activations(cifar_dir, tmp_path
     assert first.num_examples == 7 and dict(first.layers) != got
 
 
+@pytest.mark.slow
 def test_layer_responses_script_on_real_runs(cifar_dir, tmp_path):
     dirs = {}
     for name, extra in (("r8", []), ("p8", ["--shortcut=none"])):
@@ -127,6 +129,7 @@ def _tiny_flagfile(path, kind, cifar_dir, depth=8):
     return str(path)
 
 
+@pytest.mark.slow
 def test_reproduce_table6_skips_finished_runs_and_survives_a_failed_one(cifar_dir, tmp_path):
     out = tmp_path / "out"
     resnet = _tiny_flagfile(tmp_path / "tiny_resnet8.flags", "resnet", cifar_dir)
@@ -267,6 +270,7 @@ def test_multi_scale_evaluation_equals_a_direct_computation(tmp_path):
     assert metrics["multi_scale"] == scales and metrics["flip"]
 
 
+@pytest.mark.slow
 def test_evaluate_multi_scale_at_the_training_size_is_the_single_crop_result(cifar_dir,
                                                                             tmp_path):
     run_dir = str(tmp_path / "run")

@@ -59,6 +59,7 @@ def all_finite(prefix):
 
 # ---- 1, 2: divergence never reaches a checkpoint ----------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lr, save_steps", [("1e5", "5"), ("1e6", "1"), ("30", "2")])
 def test_divergence_is_never_saved_and_names_a_good_checkpoint(cifar_dir, tmp_path, lr,
                                                                save_steps):
@@ -123,6 +124,7 @@ def test_numeric_flags_out_of_range_are_rejected_before_anything_is_written(cifa
 
 # ---- 3: a model mismatch leaves the run's record as it was ------------------------------------
 
+@pytest.mark.slow
 def test_resuming_with_another_model_changes_nothing(cifar_dir, tmp_path):
     model_dir = tmp_path / "run"
     ok = run("train.py", *train_args(cifar_dir, model_dir, "--max_steps=2",
@@ -375,6 +377,7 @@ def _caffe_npz(path):
     np.savez(path, **blobs)
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_only_converter_output(tmp_path):
     npz = str(tmp_path / "ResNet-50.npz")
     _caffe_npz(npz)

@@ -174,6 +174,7 @@ def check_shape_comments(source):
     return problems
 
 
+@pytest.mark.slow
 def test_shape_comments_match_the_built_graph():
     source = inspect.getsource(model_lib)
     comments = shape_comments(source)

@@ -90,6 +90,7 @@ def _run(script, *args, **environ):
                           capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_dump_graph_cli(tmp_path):
     r = _run("dump_graph.py", "--depth=20", "--format=text")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -139,6 +140,7 @@ def test_benchmark_peers_run_in_our_precision_mode_or_in_plain_float32():
         in bad.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["train", "inference"])
 def test_benchmark_cli_smoke(mode):
     common = ["--depth=20", "--batch_size=8", "--steps=2", "--rounds=2", "--warmup=1",

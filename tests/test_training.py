@@ -500,6 +500,7 @@ def _cifar_arrays(cifar_dir, files):
     return images, raw[:, 0].astype(np.int64)
 
 
+@pytest.mark.slow
 def test_running_statistics_evaluate_like_batch_statistics_after_a_short_run(cifar_dir,
                                                                             tmp_path):
     from resnet_tf1 import eval_lib
@@ -573,6 +574,7 @@ def test_recompute_gives_exact_population_statistics(cifar_dir, tmp_path):
     assert eval_lib.evaluate(p, str(model_dir))["checkpoint"] == recomputed_path
 
 
+@pytest.mark.slow
 def test_sigkill_during_recompute_leaves_the_original_usable(cifar_dir, tmp_path):
     from resnet_tf1 import checkpoints
     model_dir = tmp_path / "run"
