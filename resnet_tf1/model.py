@@ -13,14 +13,17 @@ explicitly, scope by scope:
     resnet50/logits/{weights,biases}
 
 Conventions that differ between the frameworks that published ResNet weights are explicit
-constructor arguments (see `ResNet`), never defaults that change with the hardware found.
+constructor arguments (see `ResNet`), never defaults that change with the hardware found. The
+convolutions are `kernels.conv2d`: the same numbers on every machine, their training gradients
+built from whichever ops measured fastest on this one (that choice is `resnet_tf1.kernels`').
 """
 
 import collections
 import contextlib
-import functools
 
 import tensorflow as tf
+
+from resnet_tf1 import kernels
 
 tf1 = tf.compat.v1
 
@@ -31,34 +34,6 @@ WEIGHT_DECAY_COLLECTION = "resnet_tf1_weight_decay"
 # or addition: the paper's "response" of Fig. 7) and its conv's kernel size.
 BNLayer = collections.namedtuple("BNLayer", ["scope", "inputs", "moving_mean",
                                              "moving_variance", "outputs", "kernel"])
-# Whether training graphs take the input gradient of every stride-1 convolution as a forward
-# convolution (`_conv_with_gradients`) rather than TF's own Conv2DBackpropInput (same numbers,
-# to 1e-6).
-# None: only where it measured faster, i.e. when oneDNN is off (with oneDNN on, its
-# backward-data kernel runs at the forward rate and the rotated kernel's transposes cost ~1.5 %:
-# BUILD.md, "Speed"). True or False forces it.
-FORWARD_CONV_INPUT_GRADIENT = None
-# Whether they take the weight gradient of stride-1 convolutions as a forward convolution
-# (`_filter_gradient_as_conv`); None: only where it was measured faster, NHWC with oneDNN on and
-# no GPU: float32 3x3 layers at 14x14 and below on a CPU with AVX2 but no AVX-512, bfloat16
-# layers at 7x7 on a CPU with AVX512-BF16 but no AMX (`_forward_conv_filter_gradient`; BUILD.md,
-# "Speed"). True forces it for every stride-1 NHWC convolution (tests).
-FORWARD_CONV_FILTER_GRADIENT = None
-# Whether they take the weight gradient of 1x1 convolutions (any stride) and of stride-1 ones as
-# MatMuls (`_filter_gradient_as_matmul`); None: only where it was measured faster, NHWC with
-# oneDNN on and no GPU: bfloat16 on a CPU with AMX, 1x1 kernels and 3x3 ones at 14x14 and below
-# (`_matmul_filter_gradient`; BUILD.md, "Speed"). True forces it for every such NHWC convolution
-# (tests); it takes precedence over the forward-conv form.
-MATMUL_FILTER_GRADIENT = None
-# Whether a float16 training graph takes the weight gradient of every convolution in float32
-# (`_filter_gradient_in_float32`: TF's Conv2DBackpropFilter on float32 copies of the input and the
-# output gradient, rounded to float16); None: only where it was measured faster, with oneDNN on
-# a CPU with AVX512-FP16 and no GPU, where oneDNN takes TF's float16 convolutions and its
-# float16 backward-weights kernel is the reference one (`ref:any`): 400-900 ms a layer where the
-# float32 kernel takes under 1 ms (`_float32_filter_gradient`; BUILD.md, "Speed"). True forces
-# it for every float16 or bfloat16 convolution (tests).
-FLOAT32_FILTER_GRADIENT = None
-
 # One row of an architecture table: a stage of `num_units` residual units whose convolutions are
 # `base_depth` wide (bottleneck units output 4 * base_depth channels). `stride` is the stage's
 # downsampling factor; where in the stage it is applied depends on the variant.
@@ -559,8 +534,8 @@ class ResNet:
             padding = "VALID"
         else:
             padding = "SAME"
-        net = conv2d(net, self._cast(weights), stride, padding, self.data_format,
-                     self._is_training)
+        net = kernels.conv2d(net, self._cast(weights), stride, padding, self.data_format,
+                             self._is_training)
         if self.conv_bias or self._folded:
             biases = self._variable("biases", [filters], tf1.zeros_initializer())
             net = tf.nn.bias_add(net, self._cast(biases), data_format=self.data_format)
@@ -701,250 +676,3 @@ CifarResNet110 = _preset("CifarResNet110", 110, "CIFAR ResNet-110: 3 x 18" + _CI
                          _CifarPreset)
 CifarResNet1202 = _preset("CifarResNet1202", 1202, "CIFAR ResNet-1202: 3 x 200" + _CIFAR,
                           _CifarPreset)
-
-
-def conv2d(net, kernel, stride, padding, data_format, is_training):
-    """`tf.nn.conv2d` as the model builds it: in a training graph, the gradients take the forms
-    measured fastest on this machine (`_forward_conv_input_gradient` for a 'SAME' convolution of
-    stride 1, `_filter_gradient_form`; BUILD.md, "Speed"), else TF's own.
-    `benchmark.py --per_layer` times each of our convolutions through this function.
-
-    Args:
-        net: [batch, h, w, c] input in `data_format` (already padded for 'VALID').
-        kernel: [k, k, c, filters], in the compute dtype.
-        stride: int; padding: "SAME" or "VALID"; data_format: "NHWC" or "NCHW".
-        is_training: Python bool.
-    """
-    size = kernel.shape[0]
-    forward_input, filter_form = False, None
-    if is_training:
-        forward_input = (padding == "SAME" and size % 2 == 1 and stride == 1
-                         and _forward_conv_input_gradient())
-        filter_form = _filter_gradient_form(net, size, stride, padding, data_format)
-    if forward_input or filter_form:
-        return _conv_with_gradients(data_format, stride, padding, forward_input,
-                                    filter_form)(net, kernel)
-    strides = [1, stride, stride, 1] if data_format == "NHWC" else [1, 1, stride, stride]
-    return tf.nn.conv2d(net, kernel, strides, padding, data_format=data_format)
-
-
-def _onednn_enabled():
-    """Whether TensorFlow's oneDNN CPU kernels are on in this process (TF_ENABLE_ONEDNN_OPTS, as
-    TensorFlow read it when it loaded)."""
-    from tensorflow.python.util import _pywrap_util_port
-    return bool(_pywrap_util_port.IsMklEnabled())
-
-
-def _onednn_cpu_only():
-    """Whether convolutions run on oneDNN's CPU kernels here: oneDNN on and no GPU visible (the
-    condition of every measured gradient form but the forward-conv input gradient's)."""
-    return _onednn_enabled() and not tf.config.list_physical_devices("GPU")
-
-
-@functools.lru_cache(maxsize=None)
-def _cpu_flags():
-    """The CPU's feature flags as Linux reports them ("avx2", "avx512f", "amx_bf16", ...); empty
-    where /proc/cpuinfo is not readable."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "flags":
-                    return frozenset(value.split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def _forward_conv_input_gradient():
-    if FORWARD_CONV_INPUT_GRADIENT is None:
-        return not _onednn_enabled()
-    return bool(FORWARD_CONV_INPUT_GRADIENT)
-
-
-def _filter_gradient_form(net, kernel, stride, padding, data_format):
-    """How a training graph builds the weight gradient of a convolution: None (TF's own
-    Conv2DBackpropFilter), "float32" (TF's op in float32, for a float16 one), or, for a 'SAME' one
-    of stride 1 or with a 1x1 kernel, "matmul" (as MatMuls) or "conv" (a stride-1 one's as a
-    forward convolution); each only where it measured faster."""
-    if _float32_filter_gradient(net):
-        return "float32"
-    if data_format != "NHWC" or padding != "SAME" or kernel % 2 == 0 or (
-            stride != 1 and kernel != 1):
-        return None
-    if _matmul_filter_gradient(net, kernel):
-        return "matmul"
-    if stride == 1 and _forward_conv_filter_gradient(net, kernel, data_format):
-        return "conv"
-    return None
-
-
-def _matmul_filter_gradient(net, kernel):
-    """Whether a convolution's weight gradient (a 1x1 kernel's, or a stride-1 one's) is built as
-    MatMuls (`_filter_gradient_as_matmul`). Only where it measured faster (BUILD.md, "Speed"), on
-    a CPU with oneDNN (no GPU measured): bfloat16 with AMX, where the MatMuls run on the AMX
-    tiles and oneDNN's bfloat16 Conv2DBackpropFilter did not keep up (batch 16, ResNet-50's
-    layers): 1x1 kernels at 63-153 GFLOP/s against the MatMul's 80-368, 1.3-3.1x slower at every
-    shape; 3x3 kernels 3.0x slower at 7x7 and 1.4x at 14x14 than the nine shifted MatMuls, faster
-    at 28x28 and above. Off in float32 (whole step equal with and without it, 1x1 MatMuls) and
-    without AMX (AVX512-BF16 alone, Zen 4: 1x1 within 8 % op by op, equal over a step).
-    """
-    known = None not in net.shape[1:3]  # the shifted MatMuls of a k x k kernel need the size
-    if MATMUL_FILTER_GRADIENT is not None:
-        return bool(MATMUL_FILTER_GRADIENT) and (kernel == 1 or known)
-    if not _onednn_cpu_only():
-        return False
-    if net.dtype != tf.bfloat16 or "amx_bf16" not in _cpu_flags():
-        return False
-    return kernel == 1 or (known and net.shape[1] * net.shape[2] <= 14 * 14)
-
-
-def _float32_filter_gradient(net):
-    """Whether a convolution's weight gradient is computed in float32
-    (`_filter_gradient_in_float32`).
-    Only where it measured faster (BUILD.md, "Speed"): float16 with oneDNN on, on a CPU with
-    AVX512-FP16 and no GPU (Intel Xeon with AMX, ONEDNN_VERBOSE=1): oneDNN takes TF's float16
-    convolutions there, and runs their forward and backward-data passes with its JIT kernels but
-    the backward-weights pass with its reference kernel, `ref:any`: 400-900 ms for one of
-    ResNet-20's 3x3 layers at batch 16, 7.1 of the step's 9.3 s of op time. In float32 the same
-    gradient takes under 1 ms. Without AVX512-FP16, TF runs float16 on its own kernels.
-    """
-    if net.dtype not in (tf.float16, tf.bfloat16):
-        return False
-    if FLOAT32_FILTER_GRADIENT is not None:
-        return bool(FLOAT32_FILTER_GRADIENT)
-    if net.dtype != tf.float16 or not _onednn_cpu_only():
-        return False
-    return "avx512_fp16" in _cpu_flags()
-
-
-def _forward_conv_filter_gradient(net, kernel, data_format):
-    """Whether a stride-1 convolution's weight gradient is built as a forward convolution
-    (`_filter_gradient_as_conv`). Only where it measured faster (BUILD.md, "Speed"), NHWC on a
-    CPU with oneDNN (no GPU was measured):
-    - float32, AVX2 without AVX-512: oneDNN's Conv2DBackpropFilter runs 3x3 kernels at about half
-      its forward rate, and for ResNet's 3x3 layers at 14x14 and 7x7 the forward-convolution
-      form took 0.70-0.84 of its time (at 28x28 equal, at 56x56 and for every 1x1 slower). With
-      AVX-512 (AMD Zen 4) Conv2DBackpropFilter runs within 10 % of the forward rate and the
-      forward form took 1.2-1.4x its time at every size: off.
-    - bfloat16 with AVX512-BF16 and no AMX (Zen 4): at 7x7 the forward form took 0.74 of the
-      time of oneDNN's bfloat16 Conv2DBackpropFilter for 3x3 kernels and 0.76-0.90 for 1x1; at
-      14x14 and above equal or slower. With AMX (Xeon) it was slower at every size: 1.2-4.9x
-      oneDNN's time for 3x3 kernels, and the 1x1 ones take the MatMul form there.
-    """
-    if FORWARD_CONV_FILTER_GRADIENT is not None:
-        return bool(FORWARD_CONV_FILTER_GRADIENT) and data_format == "NHWC"
-    spatial = net.shape[1:3] if data_format == "NHWC" else net.shape[2:4]
-    if data_format != "NHWC" or None in spatial or not _onednn_cpu_only():
-        return False
-    flags, pixels = _cpu_flags(), spatial[0] * spatial[1]
-    if net.dtype == tf.float32:
-        return (kernel == 3 and pixels <= 14 * 14
-                and "avx2" in flags and "avx512f" not in flags)
-    if net.dtype == tf.bfloat16:
-        return pixels <= 7 * 7 and "avx512_bf16" in flags and "amx_bf16" not in flags
-    return False
-
-
-def _filter_gradient_as_conv(inputs, d_outputs, kernel_size):
-    """d(loss)/d(kernel) of a stride-1 'SAME' NHWC convolution as one forward convolution.
-
-    dW[i, j, ci, co] = sum_{n, h, w} x_pad[n, h + i, w + j, ci] * dy[n, h, w, co]: a 'VALID'
-    convolution of the padded input with batch and channels swapped ([ci, H + k - 1, W + k - 1,
-    N]) by the output gradient as a [H, W, N, co] kernel, giving [ci, k, k, co].
-    """
-    pad = (kernel_size - 1) // 2
-    # Gated on the output gradient: otherwise the executor pads and transposes the input as soon
-    # as the forward pass produces it, and the copy lives until the backward pass reaches it
-    # (+140 MB peak memory for ResNet-50 at batch 32).
-    with tf.control_dependencies([d_outputs]):
-        padded = tf.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    d_kernel = tf.nn.conv2d(tf.transpose(padded, [3, 1, 2, 0]),
-                            tf.transpose(d_outputs, [1, 2, 0, 3]), 1, "VALID")
-    return tf.transpose(d_kernel, [1, 2, 0, 3])
-
-
-def _filter_gradient_as_matmul(inputs, d_outputs, kernel_size, stride):
-    """d(loss)/d(kernel) of a 'SAME' NHWC convolution as MatMuls: a 1x1 kernel's (any stride) as
-    one, dW[0, 0] = X^T dY, with X the input pixels the convolution reads (every `stride`-th,
-    [N * H' * W', Cin]) and dY the output gradient ([N * H' * W', Cout]); a stride-1 k x k
-    kernel's as k * k, dW[i, j] = X_ij^T dY, with X_ij the zero-padded input shifted by (i, j).
-    """
-    cin, cout = inputs.shape[-1], d_outputs.shape[-1]
-    flat = tf.reshape(d_outputs, [-1, cout])
-    if kernel_size == 1 and stride == 1:
-        d_kernel = tf.matmul(tf.reshape(inputs, [-1, cin]), flat, transpose_a=True)
-        return tf.reshape(d_kernel, [1, 1, cin, cout])
-    # Gated on the output gradient, like the forward-conv form's pad: else the subsampled or
-    # padded copy is made in the forward pass and held until the backward pass reaches it.
-    with tf.control_dependencies([d_outputs]):
-        if kernel_size == 1:
-            subsampled = tf.nn.max_pool2d(inputs, 1, stride, "VALID")
-            d_kernel = tf.matmul(tf.reshape(subsampled, [-1, cin]), flat, transpose_a=True)
-            return tf.reshape(d_kernel, [1, 1, cin, cout])
-        pad = (kernel_size - 1) // 2
-        padded = tf.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    height, width = inputs.shape[1], inputs.shape[2]
-    taps = [tf.matmul(tf.reshape(padded[:, i:i + height, j:j + width, :], [-1, cin]), flat,
-                      transpose_a=True)
-            for i in range(kernel_size) for j in range(kernel_size)]
-    return tf.reshape(tf.stack(taps), [kernel_size, kernel_size, cin, cout])
-
-
-def _filter_gradient_in_float32(inputs, d_outputs, kernel, strides, padding, data_format):
-    """d(loss)/d(kernel) of a float16 (or bfloat16) convolution by TF's Conv2DBackpropFilter on
-    float32 copies of its input and output gradient, rounded to the compute dtype (so a gradient
-    that overflows float16 still becomes Inf for the loss scale to see)."""
-    # Gated on the output gradient: else the float32 copy of the input is made in the forward
-    # pass and held until the backward pass reaches it.
-    with tf.control_dependencies([d_outputs]):
-        wide_inputs = tf.cast(inputs, tf.float32)
-    d_kernel = tf1.nn.conv2d_backprop_filter(wide_inputs, tf.shape(kernel),
-                                             tf.cast(d_outputs, tf.float32), strides, padding,
-                                             data_format=data_format)
-    return tf.cast(d_kernel, kernel.dtype)
-
-
-def _conv_with_gradients(data_format, stride, padding, forward_input_gradient,
-                         filter_gradient_form):
-    """A convolution whose gradients may be built in other forms than TensorFlow's own ops.
-
-    d(loss)/d(input) of a stride-1 'SAME' convolution with an odd kernel is itself a stride-1
-    'SAME' convolution of the output gradient with the kernel rotated by 180 degrees and its input
-    and output channels swapped (`forward_input_gradient`, only for those). TensorFlow computes it
-    with Conv2DBackpropInput, which TF's own CPU kernels run at well under their forward rate
-    (profiled with oneDNN off: 1.2-2.9x slower than the same arithmetic as a forward Conv2D for
-    ResNet-50's layers at batch 16). The weight gradient is TF's Conv2DBackpropFilter unless
-    `filter_gradient_form` is "float32" (`_filter_gradient_in_float32`: any convolution), "conv"
-    (`_filter_gradient_as_conv`, 'SAME', stride 1) or "matmul" (`_filter_gradient_as_matmul`:
-    'SAME', 1x1 kernels at any stride, other odd kernels at stride 1).
-    """
-    strides = [1, stride, stride, 1] if data_format == "NHWC" else [1, 1, stride, stride]
-
-    @tf.custom_gradient
-    def conv(inputs, kernel):
-        outputs = tf.nn.conv2d(inputs, kernel, strides, padding, data_format=data_format)
-
-        def grad(d_outputs):
-            if forward_input_gradient:
-                with tf.control_dependencies([d_outputs]):
-                    flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-                d_inputs = tf.nn.conv2d(d_outputs, flipped, 1, "SAME", data_format=data_format)
-            else:
-                d_inputs = tf1.nn.conv2d_backprop_input(tf.shape(inputs), kernel, d_outputs,
-                                                        strides, padding,
-                                                        data_format=data_format)
-            if filter_gradient_form == "float32":
-                d_kernel = _filter_gradient_in_float32(inputs, d_outputs, kernel, strides,
-                                                       padding, data_format)
-            elif filter_gradient_form == "matmul":
-                d_kernel = _filter_gradient_as_matmul(inputs, d_outputs, kernel.shape[0], stride)
-            elif filter_gradient_form == "conv":
-                d_kernel = _filter_gradient_as_conv(inputs, d_outputs, kernel.shape[0])
-            else:
-                d_kernel = tf1.nn.conv2d_backprop_filter(inputs, tf.shape(kernel), d_outputs,
-                                                         strides, padding,
-                                                         data_format=data_format)
-            return d_inputs, d_kernel
-        return outputs, grad
-    return conv

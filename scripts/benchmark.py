@@ -48,7 +48,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 from tensorflow.core.protobuf import rewriter_config_pb2
 
-from resnet_tf1 import data, manifest, model as model_lib, run_config, train_lib
+from resnet_tf1 import data, kernels, manifest, model as model_lib, run_config, train_lib
 from resnet_tf1.data import fake
 
 tf1 = tf.compat.v1
@@ -282,8 +282,8 @@ def build_layer(row):
         bias = tf1.get_variable("bias", row["kernel_shape"][-1:], dtype, init)
         net = tf.pad(x, row["paddings"]) if row["paddings"] else x
         # The model's own conv2d: in training, the gradient forms our step takes on this machine.
-        y = model_lib.conv2d(net, kernel, max(row["strides"]), row["padding"],
-                             row["data_format"], is_training=FLAGS.mode == "train")
+        y = kernels.conv2d(net, kernel, max(row["strides"]), row["padding"],
+                           row["data_format"], is_training=FLAGS.mode == "train")
         outputs = [tf.nn.relu(tf.nn.bias_add(y, bias, data_format=row["data_format"]))]
         macs = row["multiply_adds"] * FLAGS.batch_size
         if FLAGS.mode == "train":
@@ -498,12 +498,12 @@ def _machine():
                     break
     except OSError:
         pass
-    have = model_lib._cpu_flags()
+    have = kernels.cpu_flags()
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
               "amx_bf16", "amx_fp16")
     return {"cpu": model, "cores": os.cpu_count(), "cpu_flags": [f for f in wanted if f in have],
             "gpus": [g.name for g in tf.config.list_physical_devices("GPU")],
-            "tensorflow": tf.__version__, "onednn": model_lib._onednn_enabled()}
+            "tensorflow": tf.__version__, "onednn": kernels.onednn_enabled()}
 
 
 def main(argv):

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import resnet_tf1
-from resnet_tf1 import manifest
+from resnet_tf1 import kernels, manifest
 
 tf1 = tf.compat.v1
 
@@ -263,17 +263,16 @@ def _assert_same_gradients(fast, slow):
 
 @pytest.mark.parametrize("depth, size, data_format", [(20, 32, "NHWC"), (50, 64, "NHWC"),
                                                       (18, 64, "NCHW")])
-def test_forward_conv_input_gradients_equal_tensorflows(depth, size, data_format, monkeypatch):
+def test_forward_conv_input_gradients_equal_tensorflows(depth, size, data_format):
     """Training graphs can take stride-1 convolutions' input gradients as forward convolutions
     of the rotated, transposed kernel: every weight gradient equals TF's own
     Conv2DBackpropInput path."""
     images = np.random.RandomState(2).uniform(-1, 1, (3, size, size, 3)).astype(np.float32)
     grads, counts = {}, {}
-    monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_FILTER_GRADIENT", False)
-    monkeypatch.setattr(resnet_tf1.model, "MATMUL_FILTER_GRADIENT", False)
     for fast in (True, False):
-        monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", fast)
-        grads[fast], counts[fast] = _gradients_and_ops(depth, size, data_format, images)
+        with kernels.override(input_gradient="forward_conv" if fast else "tf",
+                              filter_gradient="tf"):
+            grads[fast], counts[fast] = _gradients_and_ops(depth, size, data_format, images)
     # Only the strided convolutions keep TF's op (built for the stem too, never run).
     assert counts[True]["backprop_input"] == counts[True]["strided"]
     assert counts[False]["backprop_input"] > 2 * counts[False]["strided"]
@@ -281,16 +280,14 @@ def test_forward_conv_input_gradients_equal_tensorflows(depth, size, data_format
 
 
 @pytest.mark.parametrize("depth, size", [(20, 32), (50, 64)])
-def test_forward_conv_filter_gradients_equal_tensorflows(depth, size, monkeypatch):
+def test_forward_conv_filter_gradients_equal_tensorflows(depth, size):
     """A stride-1 convolution's weight gradient as one forward convolution (batch and channels
     swapped) equals TF's Conv2DBackpropFilter for every variable, 1x1 and 3x3 kernels alike."""
     images = np.random.RandomState(3).uniform(-1, 1, (3, size, size, 3)).astype(np.float32)
     grads, counts = {}, {}
-    monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", False)
-    monkeypatch.setattr(resnet_tf1.model, "MATMUL_FILTER_GRADIENT", False)
     for fast in (True, False):
-        monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_FILTER_GRADIENT", fast)
-        grads[fast], counts[fast] = _gradients_and_ops(depth, size, "NHWC", images)
+        with kernels.override(input_gradient="tf", filter_gradient="conv" if fast else "tf"):
+            grads[fast], counts[fast] = _gradients_and_ops(depth, size, "NHWC", images)
     # Only the strided convolutions keep TF's weight-gradient op.
     assert counts[True]["backprop_filter"] == counts[True]["strided"]
     assert counts[False]["backprop_filter"] > 2 * counts[False]["strided"]
@@ -298,18 +295,17 @@ def test_forward_conv_filter_gradients_equal_tensorflows(depth, size, monkeypatc
 
 
 @pytest.mark.parametrize("variant", ["slim", "paper"])
-def test_matmul_filter_gradients_equal_tensorflows(variant, monkeypatch):
+def test_matmul_filter_gradients_equal_tensorflows(variant):
     """Weight gradients as MatMuls equal TF's Conv2DBackpropFilter for every variable: a 1x1
     kernel's as one (input pixels transposed times the output gradient; the strided ones of the
     paper layout subsampled first), a stride-1 3x3 kernel's as nine (the padded input shifted by
     each tap)."""
     images = np.random.RandomState(6).uniform(-1, 1, (3, 64, 64, 3)).astype(np.float32)
     grads, counts = {}, {}
-    monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", False)
-    monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_FILTER_GRADIENT", False)
     for fast in (True, False):
-        monkeypatch.setattr(resnet_tf1.model, "MATMUL_FILTER_GRADIENT", fast)
-        grads[fast], counts[fast] = _gradients_and_ops(50, 64, "NHWC", images, variant=variant)
+        with kernels.override(input_gradient="tf", filter_gradient="matmul" if fast else "tf"):
+            grads[fast], counts[fast] = _gradients_and_ops(50, 64, "NHWC", images,
+                                                           variant=variant)
     # TF's op stays for the strided convolutions with a kernel wider than 1x1: the 7x7/2 stem, and
     # in the slim layout the three strided 3x3 ones (the paper layout strides its 1x1 ones).
     assert counts[True]["backprop_filter"] == {"slim": 4, "paper": 1}[variant]
@@ -345,18 +341,17 @@ def test_filter_gradient_default_picks_the_measured_layers(dtype, cpu_flags, wan
     """By default (oneDNN on, NHWC, no GPU) a weight gradient is taken as a forward convolution
     ("conv"), a MatMul ("matmul") or in float32 ("float32") exactly where that measured faster:
     by the compute dtype, the CPU's vector and matrix extensions and the layer's shape."""
-    if not resnet_tf1.model._onednn_cpu_only():
+    if not kernels.onednn_cpu_only():
         pytest.skip("the default applies with oneDNN on and no GPU")
-    monkeypatch.setattr(resnet_tf1.model, "_cpu_flags", lambda: frozenset(cpu_flags))
     picked = []
-    form = resnet_tf1.model._filter_gradient_form
-    monkeypatch.setattr(resnet_tf1.model, "_filter_gradient_form",
+    form = kernels.filter_gradient_form
+    monkeypatch.setattr(kernels, "filter_gradient_form",
                         lambda *args: picked.append(form(*args)) or picked[-1])
     counts = {}
     for variant in ("slim", "paper"):
         del picked[:]
         g = tf.Graph()
-        with g.as_default():
+        with g.as_default(), kernels.override(cpu_flags=cpu_flags):
             logits, _ = resnet_tf1.ResNet(50, variant=variant, dtype=dtype)(
                 tf1.placeholder(tf.float32, [2, 224, 224, 3]), is_training=True)
             tf.gradients(tf.reduce_sum(logits), tf1.trainable_variables())
@@ -394,21 +389,21 @@ def _filter_gradient_reference(x, dy, kernel_size, stride, padding):
 
 
 # Each reduced-precision weight-gradient form, recorded where the training graph calls it: the
-# form's function in resnet_tf1.model, and how its (stride, padding) are read from its arguments.
+# form's function in resnet_tf1.kernels, and how its (stride, padding) are read from its arguments.
 _FORMS = {
-    "FORWARD_CONV_FILTER_GRADIENT": ("_filter_gradient_as_conv", lambda a: (1, "SAME")),
-    "MATMUL_FILTER_GRADIENT": ("_filter_gradient_as_matmul", lambda a: (a[3], "SAME")),
-    "FLOAT32_FILTER_GRADIENT": ("_filter_gradient_in_float32", lambda a: (a[3][1], a[4])),
+    "conv": ("_filter_gradient_as_conv", lambda a: (1, "SAME")),
+    "matmul": ("_filter_gradient_as_matmul", lambda a: (a[3], "SAME")),
+    "float32": ("_filter_gradient_in_float32", lambda a: (a[3][1], a[4])),
 }
 
 
-@pytest.mark.parametrize("knob, dtype, depth, size", [
-    ("FORWARD_CONV_FILTER_GRADIENT", "bfloat16", 20, 32),
-    ("MATMUL_FILTER_GRADIENT", "bfloat16", 50, 64),
-    ("FLOAT32_FILTER_GRADIENT", "float16", 20, 32),
-    ("FLOAT32_FILTER_GRADIENT", "bfloat16", 20, 32),
+@pytest.mark.parametrize("form, dtype, depth, size", [
+    ("conv", "bfloat16", 20, 32),
+    ("matmul", "bfloat16", 50, 64),
+    ("float32", "float16", 20, 32),
+    ("float32", "bfloat16", 20, 32),
 ])
-def test_reduced_precision_filter_gradient_forms_are_exact_to_their_rounding(knob, dtype, depth,
+def test_reduced_precision_filter_gradient_forms_are_exact_to_their_rounding(form, dtype, depth,
                                                                             size, monkeypatch):
     """In a bfloat16 or float16 training graph, each weight-gradient form (ResNet-20's stride-1
     convolutions as forward convolutions; ResNet-50's 1x1 kernels, strided ones included, and its
@@ -422,34 +417,31 @@ def test_reduced_precision_filter_gradient_forms_are_exact_to_their_rounding(kno
     instruction set (TF's own float16 Conv2DBackpropFilter does: on an AMD Zen 4 it is the less
     accurate side). A shifted or transposed filter is off by the order of |exact| itself,
     ~100x this bound at these sizes."""
-    if dtype == "bfloat16" and not (resnet_tf1.model._onednn_enabled()
-                                    and "avx512_bf16" in resnet_tf1.model._cpu_flags()):
+    if dtype == "bfloat16" and not (kernels.onednn_enabled()
+                                    and "avx512_bf16" in kernels.cpu_flags()):
         pytest.skip("bfloat16 convolutions and MatMuls accumulate in float32 with oneDNN on a "
                     "CPU with AVX512-BF16; elsewhere TF emulates them and the accumulation "
                     "precision is not documented")
     images = np.random.RandomState(4).uniform(-1, 1, (3, size, size, 3)).astype(np.float32)
-    monkeypatch.setattr(resnet_tf1.model, "FORWARD_CONV_INPUT_GRADIENT", False)
-    for name in _FORMS:
-        monkeypatch.setattr(resnet_tf1.model, name, name == knob)
-    function, stride_and_padding = _FORMS[knob]
-    form = getattr(resnet_tf1.model, function)
+    function, stride_and_padding = _FORMS[form]
+    built = getattr(kernels, function)
     recorded = []
 
     def recording(*args):
-        d_kernel = form(*args)
+        d_kernel = built(*args)
         recorded.append((args[0], args[1], d_kernel) + stride_and_padding(args))
         return d_kernel
-    monkeypatch.setattr(resnet_tf1.model, function, recording)
+    monkeypatch.setattr(kernels, function, recording)
     g = tf.Graph()
-    with g.as_default():
+    with g.as_default(), kernels.override(input_gradient="tf", filter_gradient=form):
         tf1.set_random_seed(5)
         logits, _ = resnet_tf1.ResNet(depth, dtype=dtype)(tf.constant(images), is_training=True)
         tf.gradients(tf.reduce_sum(tf.square(logits)), tf1.trainable_variables())
         ops = g.get_operations()
-        # The form is in the graph: the forced knob replaced TF's op (or, for "float32", its dtype).
+        # The form is in the graph: it replaced TF's op (or, for "float32", its dtype).
         filters = [op.get_attr("T") for op in ops if op.type == "Conv2DBackpropFilter"]
         convs = sum(op.type == "Conv2D" for op in ops if "gradients" not in op.name)
-        if knob == "FLOAT32_FILTER_GRADIENT":
+        if form == "float32":
             assert filters.count(tf.float32) == len(filters) == len(recorded) == convs
         else:
             assert len(recorded) == convs - len(filters) > convs // 2
