@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from resnet_tf1 import fileio
+from resnet_tf1 import errors, fileio
 
 # Variables that checkpoints carry beside the model and that a port or a restore leaves behind on
 # purpose: the step counter and optimizer / moving-average slots (training state, not weights).
@@ -30,7 +30,7 @@ TRAINING_STATE = re.compile(
 BN_RECOMPUTED_SUBDIR = "bn_recomputed"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(errors.UserError):
     """A checkpoint that cannot be read or does not fit; the message names every offender."""
 
 

@@ -42,6 +42,8 @@ import time
 import tensorflow as tf
 from absl import logging
 
+from resnet_tf1 import errors
+
 tf1 = tf.compat.v1
 
 JOBS = ("ps", "worker")
@@ -51,7 +53,7 @@ VARIABLE_UPDATES = ("parameter_server", "collective_all_reduce")
 _GLOBAL_STEP_READ_KEY = "global_step_read_op_cache"
 
 
-class ClusterError(ValueError):
+class ClusterError(errors.UserError):
     """A cluster flag, TF_CONFIG or port that does not work; the message is one line."""
 
 

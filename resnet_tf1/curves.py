@@ -15,7 +15,7 @@ import os
 
 import tensorflow as tf
 
-from resnet_tf1 import fileio, run_config
+from resnet_tf1 import errors, fileio, run_config
 
 TRAIN_TAG = "top_1"
 TEST_TAG = "top_1_accuracy"
@@ -24,7 +24,7 @@ TEST_TAG = "top_1_accuracy"
 Curves = collections.namedtuple("Curves", ["run_dir", "label", "train", "test"])
 
 
-class CurvesError(ValueError):
+class CurvesError(errors.UserError):
     """A run directory without the summaries a curve needs; the message is one line."""
 
 

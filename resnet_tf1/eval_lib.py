@@ -10,7 +10,7 @@ from absl import logging
 
 from resnet_tf1 import checkpoints
 from resnet_tf1 import data as data_lib
-from resnet_tf1 import fileio
+from resnet_tf1 import errors, fileio
 from resnet_tf1 import metrics as metrics_lib
 from resnet_tf1 import restore as restore_lib
 from resnet_tf1 import run_config
@@ -46,13 +46,13 @@ def multi_scale_scores(model, images, scales, flip=False):
 
 
 def parse_scales(text):
-    """[224, 256, ...] from "224,256,..."; ValueError naming --multi_scale otherwise."""
+    """[224, 256, ...] from "224,256,..."; errors.FlagError naming --multi_scale otherwise."""
     try:
         scales = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         scales = []
     if not scales or any(s < 8 for s in scales):
-        raise ValueError("--multi_scale must be comma-separated image sizes in pixels (the "
+        raise errors.FlagError("--multi_scale must be comma-separated image sizes in pixels (the "
                          "shorter side, e.g. 224,256,384,480,640): got %r" % text)
     return scales
 
@@ -73,15 +73,15 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
         multi_scale (the scales or None), flip).
     """
     if ten_crop and params.dataset != "imagenet":
-        raise ValueError("--ten_crop applies to --dataset=imagenet only")
+        raise errors.FlagError("--ten_crop applies to --dataset=imagenet only")
     if ten_crop and scales:
-        raise ValueError("--ten_crop and --multi_scale are two test protocols: choose one")
+        raise errors.FlagError("--ten_crop and --multi_scale are two test protocols: choose one")
     if flip and not scales:
-        raise ValueError("--flip applies to --multi_scale (the ten crops include flips)")
+        raise errors.FlagError("--flip applies to --multi_scale (the ten crops include flips)")
     if scales and params.dataset == "imagenet":
         params = dataclasses.replace(params, batch_size=1)  # images of their own sizes
     if not data_lib.spec(params.dataset).has_eval:
-        raise ValueError("--dataset=%s has no evaluation set (expected cifar10 or imagenet)"
+        raise errors.FlagError("--dataset=%s has no evaluation set (expected cifar10 or imagenet)"
                          % params.dataset)
     checkpoint = checkpoints.require_finite(restore_lib.checkpoint_path(checkpoint))
     graph = tf.Graph()
@@ -123,7 +123,7 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
     step = int(reader.get_tensor("global_step")) if reader.has_tensor("global_step") else None
     n = int(totals[2])
     if n == 0:
-        raise ValueError("the evaluation set of --dataset=%s in %s is empty"
+        raise data_lib.DataError("the evaluation set of --dataset=%s in %s is empty"
                          % (params.dataset, params.data_dir))
     logging.info("evaluated %d examples in %.1f s%s", n, time.time() - start,
                  "; %d records skipped (logged by file above)" % skips.total

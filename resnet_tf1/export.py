@@ -33,8 +33,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from resnet_tf1 import fileio, serving
-from resnet_tf1.data import DataError
+from resnet_tf1 import errors, fileio, serving
 
 tf1 = tf.compat.v1
 
@@ -51,7 +50,7 @@ ONNX_OPSET = 15
 TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 3e-2}
 
 
-class ExportError(DataError):
+class ExportError(errors.UserError):
     """An export that cannot be written or does not check out; the message says which."""
 
 

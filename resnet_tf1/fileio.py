@@ -1,7 +1,7 @@
 """Atomic file writes: write to a temporary name in the same directory, then rename.
 
-The bottom of the house: it imports nothing of this package, so the data pipelines, the checkpoint
-layer, training, evaluation and the scripts all write files one way. A reader never sees a
+Near the bottom of the house (it imports only `errors` of this package), so the data pipelines,
+the checkpoint layer, training, evaluation and the scripts all write files one way. A reader never sees a
 half-written file, and a run killed mid-write leaves the previous file (or none) in place.
 `atomic_dir` does the same for whole directories (converted checkpoints, exports, recomputed BN
 statistics), and `output_dir_problem` is the one rule for which existing directory a tool may
@@ -18,6 +18,8 @@ import tempfile
 
 import tensorflow as tf
 from absl import logging
+
+from resnet_tf1 import errors
 
 
 # The temporary names write_bytes uses: "<file>.tmp-<pid>".
@@ -54,12 +56,16 @@ def make_temp_dir(final_path):
     """A fresh hidden directory beside `final_path`, to be renamed onto it when complete.
 
     It gets the permissions of an ordinary new directory (0777 less the umask), not mkdtemp's
-    0700, so that the renamed result is readable like any other output.
+    0700, so that the renamed result is readable like any other output. errors.FileError when
+    the parent cannot be written.
     """
     final_path = os.path.abspath(final_path)
     parent = os.path.dirname(final_path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=temp_dir_prefix(final_path), dir=parent)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=temp_dir_prefix(final_path), dir=parent)
+    except OSError as e:
+        raise errors.FileError("cannot create %s: %s" % (final_path, e.strerror or e))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
@@ -93,10 +99,13 @@ def atomic_dir(final_path, what):
     try:
         yield tmp
         old = None
-        if os.path.exists(final_path):
-            old = "%s.old-%d" % (final_path, os.getpid())
-            os.rename(final_path, old)
-        os.rename(tmp, final_path)
+        try:
+            if os.path.exists(final_path):
+                old = "%s.old-%d" % (final_path, os.getpid())
+                os.rename(final_path, old)
+            os.rename(tmp, final_path)
+        except OSError as e:
+            raise errors.FileError("cannot write %s: %s" % (final_path, e.strerror or e))
         if old:
             shutil.rmtree(old)
     finally:

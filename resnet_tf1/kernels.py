@@ -23,7 +23,7 @@ measurement):
 
 Every default needs oneDNN on and no GPU, except "forward_conv", which needs oneDNN off.
 `override()` forces a form (and the CPU flags the defaults read) for the graphs built inside it;
-nothing else changes them. The bottom floor of the house: it imports nothing of this package.
+nothing else changes them. Near the bottom of the house: it imports nothing of this package.
 """
 
 import collections

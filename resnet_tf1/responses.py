@@ -17,7 +17,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from resnet_tf1 import checkpoints, curves, fileio
+from resnet_tf1 import checkpoints, curves, errors, fileio
 from resnet_tf1 import data as data_lib
 from resnet_tf1 import model as model_lib
 from resnet_tf1 import restore as restore_lib
@@ -77,7 +77,7 @@ def compute(params, run_dir, checkpoint=None, max_batches=0, kernel=3):
         ValueError: a data set without an evaluation set, or a folded-BN model.
     """
     if not data_lib.spec(params.dataset).has_eval:
-        raise ValueError("--dataset=%s has no evaluation set (expected cifar10 or imagenet)"
+        raise errors.FlagError("--dataset=%s has no evaluation set (expected cifar10 or imagenet)"
                          % params.dataset)
     checkpoint = checkpoints.require_finite(restore_lib.checkpoint_path(checkpoint or run_dir))
     kwargs = model_kwargs(params, run_dir)
@@ -88,7 +88,7 @@ def compute(params, run_dir, checkpoint=None, max_batches=0, kernel=3):
         model(images, is_training=False)
         layers = [layer for layer in model.bn_layers if layer.kernel == kernel]
         if not layers:
-            raise ValueError("%s has no %dx%d layers with BN" % (run_dir, kernel, kernel))
+            raise errors.FlagError("%s has no %dx%d layers with BN" % (run_dir, kernel, kernel))
         fetches = [_moments(layer.outputs) for layer in layers]
         restorer = restore_lib.Restorer(checkpoint)
         running = [_Running() for _ in layers]
@@ -106,7 +106,7 @@ def compute(params, run_dir, checkpoint=None, max_batches=0, kernel=3):
                 examples += int(n)
                 batch += 1
     if not examples:
-        raise ValueError("the evaluation set of --dataset=%s in %s is empty"
+        raise data_lib.DataError("the evaluation set of --dataset=%s in %s is empty"
                          % (params.dataset, params.data_dir))
     # "cifar_resnet20/block1/unit_1/basic/conv1/BatchNorm" -> "block1/unit_1/basic/conv1"
     names = [layer.scope.split("/", 1)[-1].rsplit("/BatchNorm", 1)[0] for layer in layers]

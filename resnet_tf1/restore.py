@@ -15,9 +15,6 @@ from resnet_tf1.checkpoints import listing
 
 tf1 = tf.compat.v1
 
-# A checkpoint that does not fit the graph (kept as a name for the restore API's callers).
-RestoreError = checkpoints.CheckpointError
-
 
 def _in_scopes(name, scopes):
     return any(name == s.rstrip("/") or name.startswith(s.rstrip("/") + "/") for s in scopes)
@@ -61,7 +58,7 @@ class Restorer:
             ignore=lambda n: n in training_state or _in_scopes(n, exclude_scopes))
         if mismatch:
             hint = "" if exclude_scopes else " (to fine-tune, exclude the scopes that differ)"
-            error = RestoreError("checkpoint %s does not fit the graph%s: %s"
+            error = checkpoints.CheckpointError("checkpoint %s does not fit the graph%s: %s"
                                  % (self.path, hint, mismatch.describe("checkpoint")))
             error.mismatch = mismatch
             raise error
@@ -96,7 +93,7 @@ def load_arrays(sess, arrays, var_list):
     mismatch = checkpoints.compare({n: v.shape.as_list() for n, v in graph.items()},
                                    {n: list(a.shape) for n, a in arrays.items()}, "source")
     if mismatch:
-        raise RestoreError("the ported arrays do not fit the graph: %s"
+        raise checkpoints.CheckpointError("the ported arrays do not fit the graph: %s"
                            % mismatch.describe("ported arrays"))
     assign(sess, [(var, arrays[name]) for name, var in graph.items()])
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 from absl import logging
 
 from resnet_tf1 import data as data_lib
+from resnet_tf1 import errors
 from resnet_tf1 import model as model_lib
 from resnet_tf1.data import synthetic
 
@@ -109,39 +110,39 @@ class RunParams:
         return self.image_size or data_lib.spec(self.dataset).image_size
 
     def validate(self):
-        """Raises ValueError naming the flag of the first value outside its meaningful range.
+        """Raises errors.FlagError naming the flag of the first value outside its meaningful range.
 
         Nothing is written before this passes, so a bad flag never touches a run's files.
         """
         if not self.model_dir:
-            raise ValueError("--model_dir is required")
+            raise errors.FlagError("--model_dir is required")
         if os.path.exists(self.model_dir) and not os.path.isdir(self.model_dir):
-            raise ValueError("--model_dir=%s is a file, expected a directory" % self.model_dir)
+            raise errors.FlagError("--model_dir=%s is a file, expected a directory" % self.model_dir)
         try:
             model_lib.ResNet(depth=self.depth, variant=self.variant)
         except ValueError:
-            raise ValueError("--depth=%r is not a ResNet depth: expected 18, 34, 50, 101, 152, "
+            raise errors.FlagError("--depth=%r is not a ResNet depth: expected 18, 34, 50, 101, 152, "
                              "200 or a CIFAR depth 6n+2 (20, 32, 44, 56, 110, ...)" % (self.depth,))
         for name in ("batch_size", "max_steps", "log_every_n_steps", "save_checkpoints_steps"):
             if getattr(self, name) <= 0:
-                raise ValueError("--%s=%d must be positive" % (name, getattr(self, name)))
+                raise errors.FlagError("--%s=%d must be positive" % (name, getattr(self, name)))
         for name in ("warmup_steps", "num_gpus", "weight_decay", "learning_rate"):
             if not getattr(self, name) >= 0:  # also rejects NaN
-                raise ValueError("--%s=%r must not be negative" % (name, getattr(self, name)))
+                raise errors.FlagError("--%s=%r must not be negative" % (name, getattr(self, name)))
         if not math.isfinite(self.learning_rate):
-            raise ValueError("--learning_rate=%r must be a finite number" % self.learning_rate)
+            raise errors.FlagError("--learning_rate=%r must be a finite number" % self.learning_rate)
         if self.optimizer == "momentum" and not 0 < self.momentum < 1:
-            raise ValueError("--momentum=%r must be in (0, 1) for --optimizer=momentum"
+            raise errors.FlagError("--momentum=%r must be in (0, 1) for --optimizer=momentum"
                              % (self.momentum,))
         if any(not (v >= 0 and math.isfinite(v)) for v in self.lr_values):
-            raise ValueError("--lr_values must be finite and not negative: %s"
+            raise errors.FlagError("--lr_values must be finite and not negative: %s"
                              % ",".join(str(v) for v in self.lr_values))
         if any(b <= 0 for b in self.lr_boundaries) or \
                 list(self.lr_boundaries) != sorted(set(self.lr_boundaries)):
-            raise ValueError("--lr_boundaries must be positive steps in increasing order: %s"
+            raise errors.FlagError("--lr_boundaries must be positive steps in increasing order: %s"
                              % ",".join(str(b) for b in self.lr_boundaries))
         if self.lr_values and len(self.lr_values) != len(self.lr_boundaries) + 1:
-            raise ValueError("--lr_values has %d values; --lr_boundaries has %d boundaries, so %d "
+            raise errors.FlagError("--lr_values has %d values; --lr_boundaries has %d boundaries, so %d "
                              "values were expected" % (len(self.lr_values),
                                                        len(self.lr_boundaries),
                                                        len(self.lr_boundaries) + 1))
@@ -151,12 +152,12 @@ class RunParams:
             except ValueError:
                 ok = False
             if not ok:
-                raise ValueError("--loss_scale=%s: expected dynamic, none or a finite number >= 1"
+                raise errors.FlagError("--loss_scale=%s: expected dynamic, none or a finite number >= 1"
                                  % self.loss_scale)
         if not 0 <= self.bn_decay < 1:
-            raise ValueError("--bn_decay=%r must be in [0, 1)" % (self.bn_decay,))
+            raise errors.FlagError("--bn_decay=%r must be in [0, 1)" % (self.bn_decay,))
         if self.recompute_bn_batches < 0:
-            raise ValueError("--recompute_bn_batches=%d must be 0 (off) or positive"
+            raise errors.FlagError("--recompute_bn_batches=%d must be 0 (off) or positive"
                              % self.recompute_bn_batches)
         return self
 
@@ -201,10 +202,10 @@ def model_dir_mismatch(params):
 
 
 def check_model_dir(params):
-    """ValueError (one line) when `params.model_dir` holds a run of another model."""
+    """errors.FlagError (one line) when `params.model_dir` holds a run of another model."""
     mismatch = model_dir_mismatch(params)
     if mismatch:
-        raise ValueError(mismatch)
+        raise errors.FlagError(mismatch)
 
 
 def flag_fields():

@@ -11,11 +11,11 @@ import tensorflow as tf
 from absl import flags
 
 from resnet_tf1 import cluster as cluster_lib
-from resnet_tf1 import fileio, run_config
+from resnet_tf1 import errors, fileio, run_config
 
-# What the scripts report as one line and exit 1 for (anything else is a bug: a traceback).
-# CheckpointError and DataError are ValueErrors; TrainError is a RuntimeError.
-EXPECTED_ERRORS = (ValueError, OSError, RuntimeError, tf.errors.OpError)
+# What the scripts report as one line and exit 1 for: the project's errors (`errors.UserError`)
+# and TensorFlow's, whose cause is the run's data or files. Anything else is a bug: a traceback.
+EXPECTED_ERRORS = (errors.UserError, tf.errors.OpError)
 
 FLAGS = flags.FLAGS
 
@@ -88,12 +88,12 @@ def _convert(field, values):
         return tuple(element(v) for v in values)
     except ValueError:
         kind = {int: "integers", float: "numbers"}.get(element, "strings")
-        raise ValueError("--%s must be comma-separated %s: got %s"
+        raise errors.FlagError("--%s must be comma-separated %s: got %s"
                          % (field.name, kind, ",".join(values)))
 
 
 def params_from_flags():
-    """RunParams from FLAGS, validated; ValueError naming the flag on a bad value."""
+    """RunParams from FLAGS, validated; errors.FlagError naming the flag on a bad value."""
     kwargs = {}
     for field in run_config.flag_fields():
         value = FLAGS[field.name].value

@@ -28,7 +28,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from resnet_tf1 import checkpoints, fileio, fold_bn
+from resnet_tf1 import checkpoints, errors, fileio, fold_bn
 from resnet_tf1 import model as model_lib
 from resnet_tf1 import restore as restore_lib
 from resnet_tf1 import run_config
@@ -40,6 +40,11 @@ CONVERTED_CONFIG = "config.json"
 OUTPUTS = ("logits", "probabilities", "classes", "top_k_classes", "top_k_probabilities",
            "class_names")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+class ModelDirError(errors.UserError):
+    """A --model_dir that is neither a converted checkpoint nor a training run, or whose record
+    cannot be read; the message names the directory or the file."""
 
 
 class Servable(collections.namedtuple("Servable", [
@@ -64,10 +69,11 @@ def load(model_dir, checkpoint_path=None):
 
     Raises:
         checkpoints.CheckpointError: no checkpoint, or an unreadable one.
-        DataError: a config that is missing, unreadable or records no preprocessing / labels.
+        ModelDirError: not a model directory, or a config that is missing, unreadable or
+            records no preprocessing / labels.
     """
     if not os.path.isdir(model_dir):
-        raise DataError("--model_dir=%s is not a directory (expected a converted checkpoint or "
+        raise ModelDirError("--model_dir=%s is not a directory (expected a converted checkpoint or "
                         "a training run)" % model_dir)
     converted = os.path.join(model_dir, CONVERTED_CONFIG)
     run = os.path.join(model_dir, run_config.MODEL_CONFIG)
@@ -78,7 +84,7 @@ def load(model_dir, checkpoint_path=None):
         path, kind = run, "training run"
         default_checkpoint = model_dir
     else:
-        raise DataError("--model_dir=%s holds neither %s (a converted checkpoint) nor %s (a "
+        raise ModelDirError("--model_dir=%s holds neither %s (a converted checkpoint) nor %s (a "
                         "training run)" % (model_dir, CONVERTED_CONFIG, run_config.MODEL_CONFIG))
     try:
         with open(path) as f:
@@ -86,9 +92,9 @@ def load(model_dir, checkpoint_path=None):
         model = config["model"]
         num_classes = model_lib.ResNet(**model).num_classes  # checks every argument
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DataError("%s cannot be read as a model config: %s" % (path, e))
+        raise ModelDirError("%s cannot be read as a model config: %s" % (path, e))
     if "preprocessing" not in config or "labels" not in config:
-        raise DataError(
+        raise ModelDirError(
             "%s records no preprocessing or labels (written before predict and export existed): "
             "run python scripts/train.py --flagfile=%s once more; it resumes at its last step "
             "and records them" % (path, os.path.join(model_dir, "flags.txt")))
@@ -105,12 +111,12 @@ def input_size(servable, size=None):
     if size is None or size == servable.image_size:
         return servable.image_size
     if servable.mean_image is not None:
-        raise DataError("--input_size=%d: this model subtracts a %dx%d per-pixel mean image, so "
+        raise errors.FlagError("--input_size=%d: this model subtracts a %dx%d per-pixel mean image, so "
                         "it serves at that size only" % ((size,) + servable.mean_image.shape[:2]))
     model = servable.build_model()
     stride = 4 if model.resolve(None)["architecture"] == "cifar" else 32
     if size < stride:
-        raise DataError("--input_size=%d is below the network's total stride %d" % (size,
+        raise errors.FlagError("--input_size=%d is below the network's total stride %d" % (size,
                                                                                     stride))
     return size
 
@@ -145,7 +151,7 @@ def inference_graph(servable, images, fold=False, top_k=5, dtype=None, reuse=Non
     rec = servable.preprocessing
     mean_image = servable.mean_image
     if mean_image is not None and images.shape[1] != mean_image.shape[0]:
-        raise DataError("this model subtracts a %dx%d per-pixel mean image: it serves at that "
+        raise errors.FlagError("this model subtracts a %dx%d per-pixel mean image: it serves at that "
                         "size only" % mean_image.shape[:2])
     x = preprocessing.normalize(images, rec, mean_image)
     logits, _ = servable.build_model(dtype)(x, reuse=reuse, fold_batch_norm=fold)

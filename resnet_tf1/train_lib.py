@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from resnet_tf1 import bn_stats, checkpoints, cluster as cluster_lib, fileio
+from resnet_tf1 import bn_stats, checkpoints, cluster as cluster_lib, errors, fileio
 from resnet_tf1 import data as data_lib
 from resnet_tf1 import metrics as metrics_lib
 from resnet_tf1 import model as model_lib
@@ -26,7 +26,7 @@ from resnet_tf1 import run_config
 tf1 = tf.compat.v1
 
 
-class TrainError(RuntimeError):
+class TrainError(errors.UserError):
     """Training stopped; the message is one line and names the last good checkpoint."""
 
 
@@ -131,7 +131,7 @@ def build_train_op(params, images, labels, global_step, job=None):
         return _build_collective_train_op(params, images, labels, global_step, job)
     devices = run_config.tower_devices(params)
     if params.batch_size % len(devices):
-        raise ValueError("--batch_size=%d does not split evenly across %d towers"
+        raise errors.FlagError("--batch_size=%d does not split evenly across %d towers"
                          % (params.batch_size, len(devices)))
     model = run_config.build_model(params)
     scope = model.resolve(params.resolved_image_size())["scope"]
@@ -177,7 +177,7 @@ def _optimizer(params, lr, job=None):
     elif params.optimizer == "adam":
         optimizer = tf1.train.AdamOptimizer(lr)
     else:
-        raise ValueError("unknown optimizer %r: expected momentum or adam" % params.optimizer)
+        raise errors.FlagError("unknown optimizer %r: expected momentum or adam" % params.optimizer)
     optimizer = _loss_scaled(optimizer, params)
     if job is not None:
         optimizer = job.wrap_optimizer(optimizer)
@@ -199,7 +199,7 @@ def _build_collective_train_op(params, images, labels, global_step, job):
     replicas = strategy.num_replicas_in_sync
     local = replicas // job.num_workers
     if params.batch_size % local:
-        raise ValueError("--batch_size=%d does not split evenly across %d replicas per worker"
+        raise errors.FlagError("--batch_size=%d does not split evenly across %d replicas per worker"
                          % (params.batch_size, local))
     model = run_config.build_model(params)
     scope = model.resolve(params.resolved_image_size())["scope"]

@@ -52,7 +52,7 @@ def main(argv):
         return 0
     try:
         result = convert_lib.verify(FLAGS.source, FLAGS.input, FLAGS.output)
-    except run_flags.EXPECTED_ERRORS + (ImportError,) as e:
+    except run_flags.EXPECTED_ERRORS as e:
         return run_flags.report("convert_checkpoint", "--verify: %s" % e)
     print("verify against %s: max abs logit difference %.3g, max relative %.3g, top-1 "
           "agreement %.0f%%" % (result["reference"], result["max_abs"], result["max_rel"],

@@ -19,7 +19,7 @@ import sys
 
 from absl import app, flags, logging
 
-from resnet_tf1 import responses, run_flags
+from resnet_tf1 import errors, responses, run_flags
 
 FLAGS = flags.FLAGS
 run_flags.define()
@@ -42,7 +42,7 @@ def main(argv):
             if os.path.normpath(run_dir) not in map(os.path.normpath, run_dirs):
                 run_dirs.append(run_dir)  # the flagfile's run may be among the RUN_DIRs too
         if not run_dirs:
-            raise ValueError("give --model_dir (or --flagfile=<run>/flags.txt) or RUN_DIRs")
+            raise errors.FlagError("give --model_dir (or --flagfile=<run>/flags.txt) or RUN_DIRs")
         results = []
         for run_dir in run_dirs:
             r = responses.compute(params, run_dir, max_batches=FLAGS.max_batches)
@@ -58,8 +58,8 @@ def main(argv):
             try:
                 responses.plot(results, FLAGS.output, FLAGS.title)
             except ImportError:
-                raise ValueError("--output needs matplotlib: pip install -e '.[plots]' (or use "
-                                 "--csv only)")
+                raise errors.MissingPackageError("--output needs matplotlib: pip install -e "
+                                                 "'.[plots]' (or use --csv only)")
             logging.info("wrote %s", FLAGS.output)
     except run_flags.EXPECTED_ERRORS as e:
         return run_flags.report("layer_responses", e)

@@ -24,7 +24,7 @@ import sys
 import numpy as np
 from absl import app, flags
 
-from resnet_tf1 import fileio
+from resnet_tf1 import errors, fileio
 from resnet_tf1.data import cifar10
 
 FLAGS = flags.FLAGS
@@ -39,7 +39,7 @@ TRAIN_PER_CLASS = 400
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
-class PrepareError(ValueError):
+class PrepareError(errors.UserError):
     """One line naming the file and what was expected."""
 
 

@@ -12,7 +12,7 @@ only the BN statistics changed, plus bn_stats.json), atomically. evaluate.py the
 
 from absl import app, flags, logging
 
-from resnet_tf1 import bn_stats, run_flags
+from resnet_tf1 import bn_stats, errors, run_flags
 
 FLAGS = flags.FLAGS
 run_flags.define()
@@ -29,7 +29,7 @@ def main(argv):
     try:
         params = run_flags.params_from_flags()
         if FLAGS.num_batches <= 0:
-            raise ValueError("--num_batches=%d must be positive" % FLAGS.num_batches)
+            raise errors.FlagError("--num_batches=%d must be positive" % FLAGS.num_batches)
         info = bn_stats.recompute(params, FLAGS.checkpoint_path, FLAGS.num_batches)
     except run_flags.EXPECTED_ERRORS as e:
         return run_flags.report("recompute_bn", e)

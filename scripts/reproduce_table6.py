@@ -31,7 +31,7 @@ import time
 
 from absl import app, flags, logging
 
-from resnet_tf1 import curves, fileio
+from resnet_tf1 import curves, errors, fileio
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -64,7 +64,7 @@ PAPER_TABLE6 = {20: (8.75, "0.27M"), 32: (7.51, "0.46M"), 44: (7.17, "0.66M"),
                 56: (6.97, "0.85M"), 110: (6.43, "1.7M"), 1202: (7.93, "19.4M")}
 
 
-class ReproduceError(ValueError):
+class ReproduceError(errors.UserError):
     """One line naming the flag or file."""
 
 

@@ -158,6 +158,48 @@ def test_resuming_with_another_model_changes_nothing(cifar_dir, tmp_path):
 
 # ---- 4: one line instead of a traceback ---------------------------------------------------------
 
+def _script_with_library_raising(script, target, error, args):
+    """Runs `script` in a child process whose library function `target` ("module.function")
+    raises `error` (source text of an exception instance)."""
+    module, function = target.rsplit(".", 1)
+    code = ("import sys, importlib; sys.path.insert(0, %r); sys.argv = %r\n"
+            "import resnet_tf1.%s as m\n"
+            "def broken(*args, **kwargs):\n"
+            "    from resnet_tf1 import errors, checkpoints\n"
+            "    raise %s\n"
+            "m.%s = broken\n"
+            "from absl import app\n"
+            "app.run(importlib.import_module(%r).main)\n"
+            % (os.path.join(ROOT, "scripts"), [script + ".py"] + list(args), module, error,
+               function, script))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
+
+
+@pytest.mark.parametrize("script, target, args", [
+    ("train", "train_lib.train", ["--model_dir=unused"]),
+    ("evaluate", "eval_lib.evaluate", ["--model_dir=unused"]),
+    ("predict", "serving.load", ["--model_dir=unused", "x.jpg"]),
+    ("export", "serving.load", ["--model_dir=unused", "--export_dir=unused"]),
+])
+def test_a_bug_in_library_code_shows_its_traceback_and_a_user_error_one_line(script, target,
+                                                                             args):
+    """The scripts print one line only for the project's errors (errors.UserError) and
+    TensorFlow's OpError: a TypeError or a ValueError raised by library code is a bug and keeps
+    its traceback (EXPECTED_ERRORS once caught ValueError, OSError and RuntimeError, and so hid
+    such bugs behind a "user error" line)."""
+    for bug in ('TypeError("unsupported operand")', 'ValueError("a wrong call")'):
+        r = _script_with_library_raising(script, target, bug, args)
+        assert r.returncode != 0, r.stderr[-2000:]
+        assert "Traceback (most recent call last)" in r.stderr, r.stderr[-2000:]
+        assert bug.replace('("', ": ").rstrip('")') in r.stderr, r.stderr[-2000:]
+        assert "%s: error:" % script not in r.stderr, r.stderr[-2000:]
+    r = _script_with_library_raising(script, target,
+                                     'checkpoints.CheckpointError("checkpoint x is bad")', args)
+    assert error_line(r, script) == "%s: error: checkpoint x is bad" % script
+
+
+
 def test_bad_model_dirs_and_files_get_one_line(cifar_dir, tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from peer_util import random_value, relative_error
-from resnet_tf1 import restore
+from resnet_tf1 import checkpoints, restore
 from resnet_tf1.porting import PortError, caffe, official
 from resnet_tf1.porting import convert as convert_lib
 from resnet_tf1.references import caffe as reference_caffe
@@ -264,7 +264,7 @@ def test_misshaped_source_names_both_shapes(tmp_path):
     blobs["fc1000/0"] = blobs["fc1000/0"][:, :1024].copy()  # a classifier on 1024 features
     result = caffe.to_target(blobs)
     out = tmp_path / "out"
-    with pytest.raises(restore.RestoreError,
+    with pytest.raises(checkpoints.CheckpointError,
                        match=r"resnet50/logits/weights: source \[1024, 1000\] vs graph "
                              r"\[2048, 1000\]"):
         convert_lib.write(result, str(out), "caffe", "ResNet-50.npz")
@@ -297,7 +297,7 @@ def test_strict_restore_lists_missing_unexpected_and_misshaped(tmp_path):
     g = tf.Graph()
     with g.as_default():
         resnet_tf1.ResNet(20, num_classes=5)(tf1.placeholder(tf.float32, [None, 32, 32, 3]))
-        with pytest.raises(restore.RestoreError) as e:
+        with pytest.raises(checkpoints.CheckpointError) as e:
             restore.Restorer(str(tmp_path / "a.ckpt"))
         msg = str(e.value)
         assert "unexpected in the checkpoint (1): not_in_model" in msg

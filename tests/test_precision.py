@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from resnet_tf1 import checkpoints, eval_lib, restore, run_config, train_lib
+from resnet_tf1 import checkpoints, errors, eval_lib, restore, run_config, train_lib
 
 tf1 = tf.compat.v1
 
@@ -125,7 +125,7 @@ def test_float16_training_end_to_end(cifar_dir, tmp_path):
 
 def test_loss_scale_flag_is_checked(tmp_path):
     for bad in ("0.5", "fast", "inf"):
-        with pytest.raises(ValueError, match="--loss_scale=%s: expected dynamic, none or a "
+        with pytest.raises(errors.FlagError, match="--loss_scale=%s: expected dynamic, none or a "
                                              "finite number >= 1" % bad):
             _params(tmp_path, "x", loss_scale=bad).validate()
     assert train_lib.loss_scale(_params(tmp_path, "x", dtype="float16", loss_scale="128")) == 128

@@ -17,6 +17,7 @@ GOLDEN = os.path.join(ROOT, "tests", "golden")
 # The floors of the house, bottom first. A module imports only from lower floors (or from its own
 # package, e.g. porting.slim -> porting.common); siblings on one floor never import each other.
 LAYERS = [
+    ["resnet_tf1.errors"],
     ["resnet_tf1.fileio", "resnet_tf1.cluster", "resnet_tf1.kernels"],
     ["resnet_tf1.model", "resnet_tf1.metrics", "resnet_tf1.references"],
     ["resnet_tf1.data"],

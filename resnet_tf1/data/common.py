@@ -4,8 +4,10 @@ import random
 
 import tensorflow as tf
 
+from resnet_tf1 import errors
 
-class DataError(ValueError):
+
+class DataError(errors.UserError):
     """Data that is missing or unusable; the message says where it was expected."""
 
 

@@ -2,11 +2,17 @@
 
 import os
 
+from resnet_tf1 import errors
+
 
 def tf_keras():
     """The tf-keras package (Keras 2), for `applications.ResNet50` and h5 weights."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    import tf_keras as keras
+    try:
+        import tf_keras as keras
+    except ImportError as e:
+        raise errors.MissingPackageError("the Keras reference needs the tf-keras package (pip "
+                                         "install tf-keras): %s" % e)
     return keras
 
 

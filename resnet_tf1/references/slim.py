@@ -8,15 +8,17 @@ import sys
 
 import tensorflow as tf
 
+from resnet_tf1 import errors
+
 
 def nets():
-    """(tf_slim, tf_slim.nets.resnet_v1), or ImportError naming the missing package."""
+    """(tf_slim, tf_slim.nets.resnet_v1), or errors.MissingPackageError naming the missing package."""
     try:
         import tf_keras  # noqa: F401
         import tf_keras.src.legacy_tf_layers as legacy
     except ImportError as e:
-        raise ImportError("TF-slim's nets need the tf-keras package (pip install tf-keras): %s"
-                          % e)
+        raise errors.MissingPackageError("TF-slim's nets need the tf-keras package (pip install "
+                                         "tf-keras): %s" % e)
     sys.modules.setdefault("tf_keras.legacy_tf_layers", legacy)
     import tf_slim
     from tf_slim.nets import resnet_v1
