@@ -100,12 +100,33 @@ def write_csv(curves, path):
     fileio.write_text(path, "\n".join(lines) + "\n")
 
 
+
+def pyplot():
+    """matplotlib's pyplot, drawing off-screen (Agg); matplotlib is an optional extra: pip install
+    -e '.[plots]' (ImportError without it)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    return plt
+
+
+def save_png(fig, path):
+    """Lays out `fig`, writes it to `path` as a PNG atomically and closes it; returns `path`."""
+    plt = pyplot()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    fileio.write_bytes(path, buffer.getvalue())
+    return path
+
+
 def plot(curves, path, metric="error", title=None):
     """Fig. 6's style: training error dashed, test error bold, one colour per run, linear axes
     (iterations; error in %). Writes a PNG atomically."""
-    import matplotlib  # an optional extra: pip install -e '.[plots]'
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, c in enumerate(curves):
@@ -120,11 +141,4 @@ def plot(curves, path, metric="error", title=None):
     ax.legend(title="dashed: training, bold: test", fontsize=8, title_fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
-    fileio.write_bytes(path, buffer.getvalue())
-    return path
+    return save_png(fig, path)

@@ -17,11 +17,12 @@ unfolded one does.
 import numpy as np
 
 from resnet_tf1 import checkpoints
+from resnet_tf1 import model as model_lib
 
 # tf.compat.v1.nn.fused_batch_norm's floor for epsilon (cuDNN's CUDNN_BN_MIN_EPSILON).
 FUSED_MIN_EPSILON = 1.001e-5
-_BN = "/BatchNorm/"
-_BN_PARTS = ("gamma", "beta", "moving_mean", "moving_variance")
+_BN = "/%s/" % model_lib.BN_SCOPE
+_BN_PARTS = model_lib.BN_PARAMETERS
 
 
 def fold(arrays, epsilon):

@@ -34,6 +34,11 @@ WEIGHT_DECAY_COLLECTION = "resnet_tf1_weight_decay"
 # or addition: the paper's "response" of Fig. 7) and its conv's kernel size.
 BNLayer = collections.namedtuple("BNLayer", ["scope", "inputs", "moving_mean",
                                              "moving_variance", "outputs", "kernel"])
+# A BN layer's variables, "<conv scope>/BatchNorm/<parameter>": the names the porting maps, the BN
+# fold and the statistics recompute read.
+BN_SCOPE = "BatchNorm"
+BN_PARAMETERS = ("gamma", "beta", "moving_mean", "moving_variance")
+
 # One row of an architecture table: a stage of `num_units` residual units whose convolutions are
 # `base_depth` wide (bottleneck units output 4 * base_depth channels). `stride` is the stage's
 # downsampling factor; where in the stage it is applied depends on the variant.
@@ -93,6 +98,13 @@ STEMS = ("imagenet", "cifar")
 POOL_PADDINGS = ("SAME", "VALID", "symmetric")
 DATA_FORMATS = ("NHWC", "NCHW")
 DTYPES = ("float32", "float16", "bfloat16")
+
+
+def unit_conv_parts(unit):
+    """The conv scopes a planned `Unit` creates under `unit.scope`, in creation order (the
+    projection first, if any), as `_bottleneck` and `_basic` build them."""
+    convs = ["conv1", "conv2"] + (["conv3"] if unit.kind == "bottleneck" else [])
+    return (["shortcut"] if unit.projection else []) + convs
 
 
 def is_cifar_depth(depth):
@@ -543,7 +555,7 @@ class ResNet:
 
     def _batch_norm(self, net, kernel):
         depth = net.shape[self._channel_axis]
-        with tf1.variable_scope("BatchNorm"):
+        with tf1.variable_scope(BN_SCOPE):
             gamma = self._variable("gamma", [depth], tf1.ones_initializer())
             beta = self._variable("beta", [depth], tf1.zeros_initializer())
             moving_mean = self._variable("moving_mean", [depth], tf1.zeros_initializer(),

@@ -10,7 +10,6 @@ across batches in float64), so it does not depend on the batch size.
 """
 
 import collections
-import io
 import json
 import os
 
@@ -129,9 +128,7 @@ def write_csv(results, path):
 def plot(results, path, title=None):
     """Fig. 7's two panels: std against the layer index (top) and sorted by magnitude (bottom),
     one line per run. Writes a PNG atomically."""
-    import matplotlib  # an optional extra: pip install -e '.[plots]'
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    plt = curves.pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 6), dpi=120)
     for r in results:
         stds = [std for _, std in r.layers]
@@ -146,11 +143,4 @@ def plot(results, path, title=None):
         ax.legend(fontsize=8)
     if title:
         top.set_title(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
-    fileio.write_bytes(path, buffer.getvalue())
-    return path
+    return curves.save_png(fig, path)

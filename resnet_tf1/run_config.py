@@ -59,7 +59,7 @@ class RunParams:
                           choices=model_lib.SHORTCUTS)
     dtype: str = _flag("float32", "Compute dtype (variables stay float32; BN statistics, the "
                        "loss and the softmax in float32).",
-                       choices=("float32", "bfloat16", "float16"))
+                       choices=model_lib.DTYPES)
     loss_scale: str = _flag("dynamic", "--dtype=float16 training: 'dynamic' (starts at 2^15; a "
                             "step whose gradients overflow is skipped and the scale halved; "
                             "doubled after 2000 good steps), a number (static) or 'none'. Other "
@@ -215,12 +215,9 @@ def flag_fields():
 
 def model_kwargs(params):
     """The `ResNet` keyword arguments a run's parameters describe (JSON-serialisable)."""
-    kwargs = dict(depth=params.depth, num_classes=params.num_classes(), variant=params.variant,
-                  stem=params.stem, dtype=params.dtype, data_format=params.data_format,
-                  bn_decay=params.bn_decay)
-    if params.shortcut is not None:  # (a run before the flag existed has no such key)
-        kwargs["shortcut"] = params.shortcut
-    return kwargs
+    return dict(depth=params.depth, num_classes=params.num_classes(), variant=params.variant,
+                stem=params.stem, shortcut=params.shortcut, dtype=params.dtype,
+                data_format=params.data_format, bn_decay=params.bn_decay)
 
 
 def build_model(params):

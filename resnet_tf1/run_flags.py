@@ -20,24 +20,26 @@ EXPECTED_ERRORS = (errors.UserError, tf.errors.OpError)
 FLAGS = flags.FLAGS
 
 
-def define():
-    """Defines one absl flag per flag field of RunParams (idempotent)."""
+def define(flag_values=FLAGS):
+    """Defines one absl flag per flag field of RunParams on `flag_values` (idempotent)."""
     for field in run_config.flag_fields():
-        if field.name in FLAGS:
+        if field.name in flag_values:
             continue
         meta = field.metadata
+        kwargs = dict(flag_values=flag_values)
         if meta["element"] is not None:
-            flags.DEFINE_list(field.name, [str(v) for v in field.default], meta["help"])
+            flags.DEFINE_list(field.name, [str(v) for v in field.default], meta["help"], **kwargs)
         elif meta["choices"] is not None:
-            flags.DEFINE_enum(field.name, field.default, list(meta["choices"]), meta["help"])
+            flags.DEFINE_enum(field.name, field.default, list(meta["choices"]), meta["help"],
+                              **kwargs)
         elif field.type is bool:
-            flags.DEFINE_bool(field.name, field.default, meta["help"])
+            flags.DEFINE_bool(field.name, field.default, meta["help"], **kwargs)
         elif field.type is int:
-            flags.DEFINE_integer(field.name, field.default, meta["help"])
+            flags.DEFINE_integer(field.name, field.default, meta["help"], **kwargs)
         elif field.type is float:
-            flags.DEFINE_float(field.name, field.default, meta["help"])
+            flags.DEFINE_float(field.name, field.default, meta["help"], **kwargs)
         else:
-            flags.DEFINE_string(field.name, field.default, meta["help"])
+            flags.DEFINE_string(field.name, field.default, meta["help"], **kwargs)
 
 
 def define_cluster():
@@ -92,15 +94,35 @@ def _convert(field, values):
                          % (field.name, kind, ",".join(values)))
 
 
-def params_from_flags():
-    """RunParams from FLAGS, validated; errors.FlagError naming the flag on a bad value."""
+def params_from_flags(flag_values=FLAGS):
+    """RunParams from FLAGS (or parsed `flag_values`), validated; errors.FlagError naming the
+    flag on a bad value."""
+    return run_config.RunParams(**_field_values(flag_values)).validate()
+
+
+def _field_values(flag_values):
     kwargs = {}
     for field in run_config.flag_fields():
-        value = FLAGS[field.name].value
+        value = flag_values[field.name].value
         if field.metadata["element"] is not None:
             value = _convert(field, value)
         kwargs[field.name] = value
-    return run_config.RunParams(**kwargs).validate()
+    return kwargs
+
+
+def params_from_argv(argv):
+    """RunParams from a command line of run flags (e.g. ["--flagfile=f.flags",
+    "--max_steps=500"]), parsed by absl on flag values of their own (so `--flagfile`, nested
+    ones included, means what it means to train.py); this process's FLAGS are untouched. Not
+    validated (`.validate()` does that, as train.py does). errors.FlagError for an unreadable
+    flagfile, an unknown flag or a value of the wrong type."""
+    values = flags.FlagValues()
+    define(values)
+    try:
+        values(["run_flags"] + list(argv))
+    except flags.Error as e:
+        raise errors.FlagError("%s: %s" % (" ".join(argv), e))
+    return run_config.RunParams(**_field_values(values))
 
 
 def flagfile_text():

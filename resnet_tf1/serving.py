@@ -37,8 +37,6 @@ from resnet_tf1.data import DataError, labels as labels_lib, preprocessing
 tf1 = tf.compat.v1
 
 CONVERTED_CONFIG = "config.json"
-OUTPUTS = ("logits", "probabilities", "classes", "top_k_classes", "top_k_probabilities",
-           "class_names")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
@@ -95,7 +93,7 @@ def load(model_dir, checkpoint_path=None):
         raise ModelDirError("%s cannot be read as a model config: %s" % (path, e))
     if "preprocessing" not in config or "labels" not in config:
         raise ModelDirError(
-            "%s records no preprocessing or labels (written before predict and export existed): "
+            "%s records no preprocessing or labels (written by an earlier version): "
             "run python scripts/train.py --flagfile=%s once more; it resumes at its last step "
             "and records them" % (path, os.path.join(model_dir, "flags.txt")))
     rec = preprocessing.check(config["preprocessing"], path)

@@ -69,14 +69,13 @@ flags.DEFINE_integer("steps", 5, "Timed steps per round.", lower_bound=1)
 flags.DEFINE_integer("rounds", 5, "Rounds; the models alternate within each.", lower_bound=1)
 flags.DEFINE_integer("warmup", 3, "Untimed steps per model first.", lower_bound=0)
 flags.DEFINE_enum("mode", "train", ["train", "inference"], "What a step is.")
-flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16", "float16"], "Our compute dtype.")
+flags.DEFINE_enum("dtype", "float32", model_lib.DTYPES, "Our compute dtype.")
 flags.DEFINE_enum("data_format", "NHWC", model_lib.DATA_FORMATS, "Our internal layout.")
 flags.DEFINE_string("device", "/gpu:0", "Device (soft placement falls back to the CPU).")
 flags.DEFINE_list("compare", [], "Peers measured in the same run: slim (TF-slim resnet_v1_<depth>),"
                   " keras (tf-keras applications.ResNet<depth>), in our precision mode; "
                   "slim_float32, keras_float32: the same in plain float32 (no bfloat16 rewrite); "
                   "bottleneck depths only.")
-flags.DEFINE_alias("peers", "compare")
 flags.DEFINE_bool("fold_bn", False, "Inference: our graph with batch norm folded into the convs.")
 flags.DEFINE_bool("onednn_bf16_rewrite", False, "oneDNN's bfloat16 auto-mixed-precision rewrite "
                   "for every float32 graph (ours too).")

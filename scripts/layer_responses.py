@@ -15,7 +15,6 @@ optional extra for --output: pip install -e '.[plots]'.
 """
 
 import os
-import sys
 
 from absl import app, flags, logging
 

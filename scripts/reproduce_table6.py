@@ -32,6 +32,8 @@ import time
 from absl import app, flags, logging
 
 from resnet_tf1 import curves, errors, fileio
+from resnet_tf1 import model as model_lib
+from resnet_tf1 import run_flags as run_flags_lib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -68,30 +70,6 @@ class ReproduceError(errors.UserError):
     """One line naming the flag or file."""
 
 
-def read_flagfile(path, seen=()):
-    """{flag: value} of a flagfile's --name=value lines (nested --flagfile followed; the last
-    value wins, as in absl)."""
-    if path in seen:
-        raise ReproduceError("%s includes itself through --flagfile" % path)
-    if not os.path.exists(path):
-        raise ReproduceError("flagfile %s does not exist" % path)
-    values = {}
-    with open(path) as f:
-        for line in f:
-            match = re.match(r"\s*--([A-Za-z_0-9]+)(?:=(.*))?$", line.rstrip("\n"))
-            if not match:
-                continue
-            name, value = match.group(1), (match.group(2) or "").strip()
-            if name == "flagfile":
-                values.update(read_flagfile(os.path.join(os.path.dirname(path), value)
-                                            if not os.path.isabs(value) and
-                                            not os.path.exists(value) else value,
-                                            seen + (path,)))
-            else:
-                values[name] = value
-    return values
-
-
 def plan():
     """[(name, flagfile)] in training order."""
     if FLAGS.flagfiles:
@@ -102,7 +80,7 @@ def plan():
         except ValueError:
             raise ReproduceError("--depths must be comma-separated integers: got %s"
                                  % ",".join(FLAGS.depths))
-        bad = [d for d in depths if (d - 2) % 6 or d < 8]
+        bad = [d for d in depths if not model_lib.is_cifar_depth(d)]
         if bad:
             raise ReproduceError("--depths must be 6n+2 (20, 32, 44, 56, 110, ...): got %s"
                                  % ",".join(map(str, bad)))
@@ -113,28 +91,31 @@ def plan():
                  for kind in kinds for d in depths]
     runs = []
     for path in paths:
-        values = read_flagfile(path)
-        if values.get("dataset", "cifar10") != "cifar10":
+        if not os.path.exists(path):
+            raise ReproduceError("flagfile %s does not exist" % path)
+        params = run_flags_lib.params_from_argv(["--flagfile=" + path])
+        if params.dataset != "cifar10":
             raise ReproduceError("%s trains --dataset=%s, expected cifar10"
-                                 % (path, values["dataset"]))
-        runs.append((os.path.splitext(os.path.basename(path))[0], path, values))
+                                 % (path, params.dataset))
+        runs.append((os.path.splitext(os.path.basename(path))[0], path, params))
     names = [name for name, _, _ in runs]
     if len(set(names)) != len(names):
         raise ReproduceError("two flagfiles have the same name: %s" % ", ".join(names))
     return runs
 
 
-def run_flags(name, flagfile, values):
-    """The flags train.py and evaluate.py get for one net, and its max_steps."""
+def run_flags(name, flagfile, params):
+    """The flags train.py and evaluate.py get for one net (its flagfile's `params`), and its
+    max_steps."""
     out = os.path.abspath(FLAGS.out)
     argv = ["--flagfile=%s" % os.path.abspath(flagfile),
             "--data_dir=%s" % os.path.abspath(FLAGS.data_dir),
             "--model_dir=%s" % os.path.join(out, "runs", name)]
-    max_steps = int(values.get("max_steps", 0) or 0)
+    max_steps = params.max_steps
     if FLAGS.max_steps:
-        if max_steps and values.get("lr_boundaries"):
-            scaled = [max(1, int(round(int(b) * FLAGS.max_steps / max_steps)))
-                      for b in values["lr_boundaries"].split(",")]
+        if params.lr_boundaries:
+            scaled = [max(1, int(round(b * FLAGS.max_steps / max_steps)))
+                      for b in params.lr_boundaries]
             argv.append("--lr_boundaries=%s" % ",".join(map(str, scaled)))
         max_steps = FLAGS.max_steps
         argv.append("--max_steps=%d" % max_steps)
@@ -142,8 +123,6 @@ def run_flags(name, flagfile, values):
                                                     max(1, max_steps // 16)))
     elif FLAGS.save_checkpoints_steps:
         argv.append("--save_checkpoints_steps=%d" % FLAGS.save_checkpoints_steps)
-    if not max_steps:
-        raise ReproduceError("%s sets no --max_steps: pass --max_steps" % flagfile)
     return argv + list(FLAGS.extra_flag), max_steps
 
 
@@ -206,7 +185,6 @@ def seconds_per_step(run_dir):
 def count_parameters(run_dir):
     """The trainable parameters of the run's model (from model_config.json)."""
     import tensorflow as tf
-    from resnet_tf1 import model as model_lib
     with open(os.path.join(run_dir, "model_config.json")) as f:
         kwargs = json.load(f)["model"]
     with tf.Graph().as_default():
@@ -215,10 +193,10 @@ def count_parameters(run_dir):
         return int(sum(v.shape.num_elements() for v in tf.compat.v1.trainable_variables()))
 
 
-def train_one(index, total, name, flagfile, values):
+def train_one(index, total, name, flagfile, params):
     """Trains and evaluates one net; returns its result dict (also written to results/)."""
     out = FLAGS.out
-    argv, max_steps = run_flags(name, flagfile, values)
+    argv, max_steps = run_flags(name, flagfile, params)
     run_dir = os.path.join(out, "runs", name)
     logs = os.path.join(out, "logs")
     logging.info("[%d/%d] %s: training to step %d (%s); logs in %s/%s.*.log", index, total, name,
@@ -336,15 +314,15 @@ def main(argv):
         for sub in ("runs", "logs", "results"):
             os.makedirs(os.path.join(FLAGS.out, sub), exist_ok=True)
         results, failed = [], []
-        for index, (name, flagfile, values) in enumerate(runs, 1):
-            _, max_steps = run_flags(name, flagfile, values)
+        for index, (name, flagfile, params) in enumerate(runs, 1):
+            _, max_steps = run_flags(name, flagfile, params)
             result = finished(name, max_steps)
             if result:
                 logging.info("[%d/%d] %s: finished earlier (test error %.2f %%); skipped", index,
                              len(runs), name, result["test_error"])
             else:
                 try:
-                    result = train_one(index, len(runs), name, flagfile, values)
+                    result = train_one(index, len(runs), name, flagfile, params)
                 except ReproduceError as e:
                     logging.error("%s", e)
                     failed.append(str(e))
@@ -353,7 +331,7 @@ def main(argv):
             write_table(results, failed)
             write_figure(results)
         write_table(results, failed)
-    except (ReproduceError, OSError, curves.CurvesError) as e:
+    except (errors.UserError, OSError) as e:
         print("reproduce_table6: error: %s" % fileio.error_line(e), file=sys.stderr)
         return 1
     logging.info("wrote %s", os.path.join(FLAGS.out, "table6.md"))

@@ -33,7 +33,7 @@ def spec(name):
 
 
 def make_dataset(name, data_dir, split, batch_size, training, num_classes=None, holdout=False,
-                 ten_crop=False, seed=None, download=True, skips=None, full_image=False):
+                 ten_crop=False, seed=None, skips=None, full_image=False):
     """Batches of (images, labels) from a file-backed dataset.
 
     Args:
@@ -56,8 +56,7 @@ def make_dataset(name, data_dir, split, batch_size, training, num_classes=None, 
     if ten_crop and (name != "imagenet" or training):
         raise DataError("ten-crop evaluation applies to --dataset=imagenet evaluation only")
     if name == "cifar10":
-        return cifar10.dataset(data_dir, split, batch_size, training, holdout=holdout, seed=seed,
-                               download=download)
+        return cifar10.dataset(data_dir, split, batch_size, training, holdout=holdout, seed=seed)
     return imagenet.dataset(data_dir, split, batch_size, training,
                             num_classes=num_classes or s.num_classes, ten_crop=ten_crop,
                             seed=seed, skips=skips, full_image=full_image)

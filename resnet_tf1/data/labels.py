@@ -36,10 +36,6 @@ class Labels:
     def __len__(self):
         return len(self.ids)
 
-    @property
-    def num_logits(self):
-        return self.offset + len(self.ids)
-
     def label(self, index):
         """'n01871265 tusker', or the name alone where ids are indices: for a real class index."""
         if self.ids[index] == str(index):

@@ -22,7 +22,7 @@ import numpy as np
 from resnet_tf1 import fileio
 from resnet_tf1 import model as model_lib
 from resnet_tf1.data import imagenet
-from resnet_tf1.porting.common import (Consumer, Port, PortError, SourceFormat,
+from resnet_tf1.porting.common import (Consumer, Port, PortError, SourceFormat, bn_names,
                                        bottleneck_depth, single_file, stage_number)
 
 # Per-channel means (BGR) of the mean image ResNet_mean.binaryproto the models were trained with.
@@ -99,17 +99,16 @@ def to_target(arrays, depth=None, num_classes=None, scope=None):
         if conv + "/1" in src:
             # A conv bias before BN shifts the mean: BN(x + b) with mean m == BN(x) with m - b.
             mean = mean - src.take(conv + "/1")
-        out[dst + "/BatchNorm/moving_mean"] = mean
-        out[dst + "/BatchNorm/moving_variance"] = variance
-        out[dst + "/BatchNorm/gamma"] = src.take(scale + "/0")
-        out[dst + "/BatchNorm/beta"] = src.take(scale + "/1")
+        gamma, beta, moving_mean, moving_variance = bn_names(dst)
+        out[moving_mean], out[moving_variance] = mean, variance
+        out[gamma], out[beta] = src.take(scale + "/0"), src.take(scale + "/1")
 
     root = model.resolve(224)["scope"]
     conv_bn("conv1", "bn_conv1", "scale_conv1", root + "/conv1")
     branches = {"shortcut": "1", "conv1": "2a", "conv2": "2b", "conv3": "2c"}
     for unit in model.plan(224):
         name = _unit_name(depth, stage_number(unit) + 1, unit.index - 1)[3:]
-        for part in (["shortcut"] if unit.projection else []) + ["conv1", "conv2", "conv3"]:
+        for part in model_lib.unit_conv_parts(unit):
             tail = "%s_branch%s" % (name, branches[part])
             conv_bn("res" + tail, "bn" + tail, "scale" + tail, "%s/%s" % (unit.scope, part))
     out[root + "/logits/weights"] = np.transpose(src.take("fc1000/0"))

@@ -69,15 +69,19 @@ class Consumer:
 
 
 def bn_names(prefix):
-    """Our BN variable names under a conv scope, in (gamma, beta, mean, variance) order."""
-    return ["%s/BatchNorm/%s" % (prefix, k)
-            for k in ("gamma", "beta", "moving_mean", "moving_variance")]
+    """Our BN variable names under a conv scope, in `model.BN_PARAMETERS` order (gamma, beta,
+    mean, variance)."""
+    return ["%s/%s/%s" % (prefix, model_lib.BN_SCOPE, k) for k in model_lib.BN_PARAMETERS]
 
 
 def unit_convs(unit):
     """Our conv scopes of a planned unit, in creation order: the projection first, if any."""
-    convs = ["conv1", "conv2"] + (["conv3"] if unit.kind == "bottleneck" else [])
-    return ["%s/%s" % (unit.scope, c) for c in (["shortcut"] if unit.projection else []) + convs]
+    return ["%s/%s" % (unit.scope, c) for c in model_lib.unit_conv_parts(unit)]
+
+
+def imagenet_labels(num_classes):
+    """The labels record of an ImageNet checkpoint: 1001 classes carry the background class."""
+    return "imagenet1001" if num_classes == 1001 else "imagenet1000"
 
 
 def stage_number(unit):

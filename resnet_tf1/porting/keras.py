@@ -20,7 +20,6 @@ from resnet_tf1.data import imagenet
 from resnet_tf1.porting.common import (Consumer, Port, PortError, SourceFormat, bn_names,
                                        bottleneck_depth, single_file, stage_number)
 
-SCHEMES = ("keras2016", "keras")
 _BLOCK = re.compile(r"^conv(\d)_block(\d+)_")
 _RES = re.compile(r"^res(\d)([a-z])_branch")
 
@@ -125,8 +124,7 @@ def to_target(arrays, depth=None, num_classes=None, scope=None):
     conv_bn(stem[0], stem[1], root + "/conv1")
     for unit in model.plan(224):
         s = stage_number(unit) - 1
-        parts = (["shortcut"] if unit.projection else []) + ["conv1", "conv2", "conv3"]
-        for part in parts:
+        for part in model_lib.unit_conv_parts(unit):
             conv_layer, bn_layer = _layer_names(scheme, s, unit.index - 1, part)
             conv_bn(conv_layer, bn_layer, "%s/%s" % (unit.scope, part))
     out[root + "/logits/weights"] = src.take(top + "/0")

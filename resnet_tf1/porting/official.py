@@ -11,7 +11,7 @@ from resnet_tf1 import checkpoints
 from resnet_tf1 import model as model_lib
 from resnet_tf1.data import imagenet
 from resnet_tf1.porting.common import (Consumer, Port, PortError, SourceFormat, bn_names,
-                                       run_checkpoint_graph, unit_convs)
+                                       imagenet_labels, run_checkpoint_graph, unit_convs)
 
 _ROOT = "resnet_model"
 _CONFIG = dict(variant="v1.5", bn_epsilon=1e-5, bn_decay=0.997, pool_padding="SAME")
@@ -60,13 +60,12 @@ def to_target(arrays, depth=None, num_classes=None, scope=None):
     ours = [root + "/conv1"] + [c for unit in model.plan(224) for c in unit_convs(unit)]
     for i, dst_scope in enumerate(ours):
         out[dst_scope + "/weights"] = src.take(_numbered("conv2d", i) + "kernel")
-        for part, dst in zip(("gamma", "beta", "moving_mean", "moving_variance"),
-                             bn_names(dst_scope)):
+        for part, dst in zip(model_lib.BN_PARAMETERS, bn_names(dst_scope)):
             out[dst] = src.take(_numbered("batch_normalization", i) + part)
     out[root + "/logits/weights"] = src.take(dense)
     out[root + "/logits/biases"] = src.take(_ROOT + "/dense/bias")
     src.finish()
-    labels = "imagenet1001" if num_classes == 1001 else "imagenet1000"
+    labels = imagenet_labels(num_classes)
     return Port(out, config, dict(imagenet.RGB_MEAN_PREPROCESSING), labels, src.skipped)
 
 

@@ -11,10 +11,9 @@ from resnet_tf1 import checkpoints
 from resnet_tf1 import model as model_lib
 from resnet_tf1.data import imagenet
 from resnet_tf1.porting.common import (Consumer, Port, PortError, SourceFormat, bn_names,
-                                       run_checkpoint_graph)
+                                       imagenet_labels, run_checkpoint_graph)
 
 _PREFIX = re.compile(r"^resnet_v1_(\d+)/")
-_CONV_PARTS = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
 def detect_depth(arrays):
@@ -46,16 +45,14 @@ def to_target(arrays, depth=None, num_classes=None, scope=None):
 
     def conv_bn(src_scope, dst_scope):
         out[dst_scope + "/weights"] = src.take(src_scope + "/weights")
-        for part, dst in zip(_CONV_PARTS, bn_names(dst_scope)):
+        for part, dst in zip(model_lib.BN_PARAMETERS, bn_names(dst_scope)):
             out[dst] = src.take("%s/BatchNorm/%s" % (src_scope, part))
 
     dst_root = model.resolve(224)["scope"]
     conv_bn(src_root + "/conv1", dst_root + "/conv1")
     for unit in model.plan(224):
         src_unit = "%s/%s/unit_%d/bottleneck_v1" % (src_root, unit.stage, unit.index)
-        if unit.projection:
-            conv_bn(src_unit + "/shortcut", unit.scope + "/shortcut")
-        for conv in ("conv1", "conv2", "conv3"):
+        for conv in model_lib.unit_conv_parts(unit):
             conv_bn("%s/%s" % (src_unit, conv), "%s/%s" % (unit.scope, conv))
     weights = src.take(logits_name)
     if weights.ndim != 4 or weights.shape[:2] != (1, 1):
@@ -64,7 +61,7 @@ def to_target(arrays, depth=None, num_classes=None, scope=None):
     out[dst_root + "/logits/weights"] = weights.reshape(weights.shape[2:])
     out[dst_root + "/logits/biases"] = src.take(src_root + "/logits/biases")
     src.finish()
-    labels = "imagenet1001" if num_classes == 1001 else "imagenet1000"
+    labels = imagenet_labels(num_classes)
     return Port(out, config, dict(imagenet.RGB_MEAN_PREPROCESSING), labels, src.skipped)
 
 
