@@ -18,7 +18,7 @@ procedure". `recompute()` does that for a checkpoint:
   - It writes a new checkpoint in `<model_dir>/bn_recomputed/` with only the BN moving mean and
     variance changed (every other tensor copied bit for bit), atomically: a temporary directory
     renamed into place. The training run's own checkpoints and `checkpoint` index are untouched,
-    so training resumes from its own state; `checkpoints.resolve_path(<model_dir>)` prefers the
+    so training resumes from its own state; `rundir.checkpoint(<model_dir>)` prefers the
     recomputed checkpoint when it is of the latest step, and says so in one log line.
 """
 
@@ -32,11 +32,9 @@ from absl import logging
 from resnet_tf1 import checkpoints, fileio
 from resnet_tf1 import data as data_lib
 from resnet_tf1 import restore as restore_lib
-from resnet_tf1 import run_config
+from resnet_tf1 import run_config, rundir
 
 tf1 = tf.compat.v1
-
-SUBDIR = checkpoints.BN_RECOMPUTED_SUBDIR
 
 
 def _training_images(params, batch_size, skips=None):
@@ -170,7 +168,7 @@ def recompute(params, checkpoint=None, num_batches=80, batch_size=None):
             "num_batches": num_batches,
             "batch_size": batch_size or params.batch_size, "seconds": round(seconds, 2),
             "preprocessing": "training split, evaluation preprocessing, file order"}
-    output_dir = os.path.join(params.model_dir, SUBDIR)
+    output_dir = os.path.join(params.model_dir, rundir.BN_RECOMPUTED_SUBDIR)
     info["checkpoint"] = os.path.join(output_dir, os.path.basename(source))
     write(source, stats, output_dir, info)
     logging.info("recomputed the BN statistics of %s over %d training images in %.1f s "

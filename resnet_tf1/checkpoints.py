@@ -171,14 +171,14 @@ def non_finite(path):
                   if value.dtype.kind == "f" and not np.all(np.isfinite(value)))
 
 
-def require_finite(path, what="checkpoint"):
-    """`require(path)`, and CheckpointError naming the variables if any is NaN or Inf."""
-    prefix = require(path)
-    bad = non_finite(prefix)
+def check_finite(prefix, arrays, what="checkpoint"):
+    """CheckpointError naming the variables of `arrays` (the checkpoint at `prefix`, read) that
+    hold NaN or Inf, if any."""
+    bad = sorted(name for name, value in arrays.items()
+                 if value.dtype.kind == "f" and not np.all(np.isfinite(value)))
     if bad:
         raise CheckpointError("%s %s holds NaN or Inf in %d variable(s): %s (the run that wrote "
                               "it diverged)" % (what, prefix, len(bad), listing(bad, 5)))
-    return prefix
 
 
 def last_finite(model_dir):

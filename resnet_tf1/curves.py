@@ -10,12 +10,11 @@ TensorBoard's slider does), since one batch's accuracy is noisy.
 import collections
 import glob
 import io
-import json
 import os
 
 import tensorflow as tf
 
-from resnet_tf1 import errors, fileio, run_config
+from resnet_tf1 import errors, fileio, rundir
 
 TRAIN_TAG = "top_1"
 TEST_TAG = "top_1_accuracy"
@@ -64,16 +63,6 @@ def smooth(points, weight):
     return out
 
 
-def label(run_dir):
-    """"ResNet-56" or "plain-56" from the run's model_config.json; else the directory name."""
-    try:
-        with open(os.path.join(run_dir, run_config.MODEL_CONFIG)) as f:
-            model = json.load(f)["model"]
-        return "%s-%d" % ("plain" if model.get("shortcut") == "none" else "ResNet", model["depth"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return os.path.basename(os.path.normpath(run_dir))
-
-
 def read_run(run_dir, metric="error", smoothing=0.6):
     """The run's Curves in `metric` ("error" or "accuracy", in %). CurvesError (one line) when
     it holds no training summaries."""
@@ -83,13 +72,13 @@ def read_run(run_dir, metric="error", smoothing=0.6):
     if not train:
         raise CurvesError("%s holds no training summaries (no '%s' scalar in its event files; "
                           "expected a train.py --model_dir)" % (run_dir, TRAIN_TAG))
-    test = read_scalars(os.path.join(run_dir, "eval"), TEST_TAG)
+    test = read_scalars(rundir.eval_dir(run_dir), TEST_TAG)
 
     def convert(points):
         if metric == "error":
             return [(s, 100.0 * (1.0 - v)) for s, v in points]
         return [(s, 100.0 * v) for s, v in points]
-    return Curves(run_dir, label(run_dir), convert(smooth(train, smoothing)), convert(test))
+    return Curves(run_dir, rundir.label(run_dir), convert(smooth(train, smoothing)), convert(test))
 
 
 def write_csv(curves, path):

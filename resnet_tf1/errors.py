@@ -11,7 +11,7 @@ bottom of the house: it imports nothing.
       FileError            a file or directory that cannot be read or written (full disk,
                            permissions); names the path
       MissingPackageError  an optional package a feature needs; names the pip command
-      checkpoints.CheckpointError, porting.PortError, data.DataError, serving.ModelDirError,
+      checkpoints.CheckpointError, porting.PortError, data.DataError, rundir.ModelDirError,
       export.ExportError, train_lib.TrainError, cluster.ClusterError, curves.CurvesError
 """
 

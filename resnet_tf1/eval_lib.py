@@ -13,7 +13,7 @@ from resnet_tf1 import data as data_lib
 from resnet_tf1 import errors, fileio
 from resnet_tf1 import metrics as metrics_lib
 from resnet_tf1 import restore as restore_lib
-from resnet_tf1 import run_config
+from resnet_tf1 import run_config, rundir
 from resnet_tf1.data import preprocessing
 
 tf1 = tf.compat.v1
@@ -83,7 +83,7 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
     if not data_lib.spec(params.dataset).has_eval:
         raise errors.FlagError("--dataset=%s has no evaluation set (expected cifar10 or imagenet)"
                          % params.dataset)
-    checkpoint = checkpoints.require_finite(restore_lib.checkpoint_path(checkpoint))
+    ckpt = rundir.checkpoint(checkpoint)
     graph = tf.Graph()
     with graph.as_default():
         skips = data_lib.SkippedRecords()
@@ -105,22 +105,16 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
         top1 = tf.reduce_sum(tf.cast(metrics_lib.in_top_k(scores, labels, 1), tf.int64))
         top5 = tf.reduce_sum(tf.cast(metrics_lib.in_top_k(scores, labels, k), tf.int64))
         count = tf.size(labels, out_type=tf.int64)
-        restorer = _restorer(params, checkpoint)
+        restorer = _restorer(params, ckpt)
         totals = np.zeros(3, np.int64)
         start = time.time()
         with tf1.Session(config=run_config.session_config()) as sess:
-            try:
-                restorer.restore(sess)
-            except tf.errors.OpError as e:
-                raise checkpoints.CheckpointError("checkpoint %s cannot be read: %s"
-                                                  % (checkpoint, fileio.error_line(e)))
+            restorer.restore(sess)
             while True:
                 try:
                     totals += sess.run([top1, top5, count])
                 except tf.errors.OutOfRangeError:
                     break
-    reader = tf.train.load_checkpoint(checkpoint)
-    step = int(reader.get_tensor("global_step")) if reader.has_tensor("global_step") else None
     n = int(totals[2])
     if n == 0:
         raise data_lib.DataError("the evaluation set of --dataset=%s in %s is empty"
@@ -129,16 +123,18 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
                  "; %d records skipped (logged by file above)" % skips.total
                  if skips.total else "")
     return {"top_1_accuracy": float(totals[0]) / n, "top_5_accuracy": float(totals[1]) / n,
-            "num_examples": n, "num_skipped": skips.total, "global_step": step,
-            "checkpoint": checkpoint, "ten_crop": bool(ten_crop),
+            "num_examples": n, "num_skipped": skips.total, "global_step": ckpt.step,
+            "checkpoint": ckpt.prefix, "ten_crop": bool(ten_crop),
             "multi_scale": list(scales) if scales else None, "flip": bool(flip)}
 
 
-def _restorer(params, checkpoint):
-    """A strict Restorer; when it does not fit and --model_dir records another model, the error
-    leads with the model difference, then summarises the variables."""
+def _restorer(params, ckpt):
+    """A strict Restorer of `ckpt` (a `rundir.Checkpoint`); when it does not fit and
+    --model_dir records another model, the error leads with the model difference, then
+    summarises the variables."""
+    checkpoint = ckpt.prefix
     try:
-        return restore_lib.Restorer(checkpoint)
+        return restore_lib.Restorer(checkpoint, arrays=ckpt.arrays)
     except checkpoints.CheckpointError as e:
         mismatch = params.model_dir and run_config.model_dir_mismatch(params)
         if not mismatch or getattr(e, "mismatch", None) is None:
@@ -152,7 +148,7 @@ def _restorer(params, checkpoint):
 def write_metrics(metrics, eval_dir):
     """Writes eval_dir/metrics.json (atomically) and TensorBoard scalars."""
     tf.io.gfile.makedirs(eval_dir)
-    path = os.path.join(eval_dir, "metrics.json")
+    path = os.path.join(eval_dir, rundir.METRICS_FILE)
     fileio.write_json(path, metrics)
     with tf.Graph().as_default():
         writer = tf1.summary.FileWriterCache.get(eval_dir)
@@ -173,7 +169,7 @@ def watch(params, model_dir, ten_crop=False, timeout=None, max_steps=None, scale
     """
     for checkpoint in tf.train.checkpoints_iterator(model_dir, timeout=timeout):
         metrics = evaluate(params, checkpoint, ten_crop, scales, flip)
-        write_metrics(metrics, os.path.join(model_dir, "eval"))
+        write_metrics(metrics, rundir.eval_dir(model_dir))
         yield metrics
         if max_steps and metrics["global_step"] and metrics["global_step"] >= max_steps:
             return

@@ -55,9 +55,8 @@ def fold(arrays, epsilon):
     return out
 
 
-def folded_arrays(checkpoint, model):
-    """The BN-folded arrays of `model`'s variables in the checkpoint prefix `checkpoint`
-    (training state such as optimizer slots and the step left out)."""
-    arrays = checkpoints.read_arrays(checkpoint)
+def folded_arrays(arrays, model):
+    """The BN-folded arrays of `model`'s variables among a checkpoint's `arrays` ({name: array},
+    read; training state such as optimizer slots and the step left out)."""
     return fold({n: a for n, a in arrays.items() if not checkpoints.is_training_state(n)},
                 model.bn_epsilon)

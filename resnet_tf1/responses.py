@@ -10,17 +10,15 @@ across batches in float64), so it does not depend on the batch size.
 """
 
 import collections
-import json
-import os
 
 import numpy as np
 import tensorflow as tf
 
-from resnet_tf1 import checkpoints, curves, errors, fileio
+from resnet_tf1 import curves, errors, fileio
 from resnet_tf1 import data as data_lib
 from resnet_tf1 import model as model_lib
 from resnet_tf1 import restore as restore_lib
-from resnet_tf1 import run_config
+from resnet_tf1 import run_config, rundir
 
 tf1 = tf.compat.v1
 
@@ -32,10 +30,8 @@ Responses = collections.namedtuple("Responses", ["run_dir", "label", "checkpoint
 def model_kwargs(params, run_dir):
     """The run's model from its model_config.json (float32 for the measurement), else the one
     the flags describe."""
-    path = os.path.join(run_dir, run_config.MODEL_CONFIG)
-    if os.path.exists(path):
-        with open(path) as f:
-            kwargs = dict(json.load(f)["model"])
+    if rundir.kind_of(run_dir) == "training run":
+        kwargs = dict(rundir.read_record(run_dir).config["model"])
     else:
         kwargs = run_config.model_kwargs(params)
     kwargs["dtype"] = "float32"
@@ -72,13 +68,14 @@ def compute(params, run_dir, checkpoint=None, max_batches=0, kernel=3):
     when > 0): the std of the response of every `kernel` x `kernel` conv's BN, in layer order.
 
     Raises:
-        checkpoints.CheckpointError: no checkpoint, or one that does not fit the model.
-        ValueError: a data set without an evaluation set, or a folded-BN model.
+        checkpoints.CheckpointError: no checkpoint, a non-finite one, or one that does not fit
+            the model.
+        errors.FlagError: a data set without an evaluation set, or no layers of that kernel.
     """
     if not data_lib.spec(params.dataset).has_eval:
-        raise errors.FlagError("--dataset=%s has no evaluation set (expected cifar10 or imagenet)"
-                         % params.dataset)
-    checkpoint = checkpoints.require_finite(restore_lib.checkpoint_path(checkpoint or run_dir))
+        raise errors.FlagError("--dataset=%s has no evaluation set (expected cifar10 or "
+                               "imagenet)" % params.dataset)
+    ckpt = rundir.checkpoint(checkpoint or run_dir)
     kwargs = model_kwargs(params, run_dir)
     graph = tf.Graph()
     with graph.as_default():
@@ -89,7 +86,7 @@ def compute(params, run_dir, checkpoint=None, max_batches=0, kernel=3):
         if not layers:
             raise errors.FlagError("%s has no %dx%d layers with BN" % (run_dir, kernel, kernel))
         fetches = [_moments(layer.outputs) for layer in layers]
-        restorer = restore_lib.Restorer(checkpoint)
+        restorer = restore_lib.Restorer(ckpt.prefix, arrays=ckpt.arrays)
         running = [_Running() for _ in layers]
         examples = 0
         with tf1.Session(config=run_config.session_config()) as sess:
@@ -106,10 +103,10 @@ def compute(params, run_dir, checkpoint=None, max_batches=0, kernel=3):
                 batch += 1
     if not examples:
         raise data_lib.DataError("the evaluation set of --dataset=%s in %s is empty"
-                         % (params.dataset, params.data_dir))
+                                 % (params.dataset, params.data_dir))
     # "cifar_resnet20/block1/unit_1/basic/conv1/BatchNorm" -> "block1/unit_1/basic/conv1"
     names = [layer.scope.split("/", 1)[-1].rsplit("/BatchNorm", 1)[0] for layer in layers]
-    return Responses(run_dir, curves.label(run_dir), checkpoint,
+    return Responses(run_dir, rundir.label(run_dir), ckpt.prefix,
                      [(name, r.std()) for name, r in zip(names, running)], examples)
 
 

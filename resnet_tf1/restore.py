@@ -20,12 +20,6 @@ def _in_scopes(name, scopes):
     return any(name == s.rstrip("/") or name.startswith(s.rstrip("/") + "/") for s in scopes)
 
 
-def checkpoint_path(path):
-    """A restorable checkpoint prefix from a prefix, a checkpoint file or a directory (its latest
-    checkpoint); CheckpointError when there is none."""
-    return checkpoints.require(path)
-
-
 class Restorer:
     """Plans a restore at graph-construction time; `restore(sess)` runs it.
 
@@ -35,18 +29,21 @@ class Restorer:
             (`tf.compat.v1.GraphKeys.MODEL_VARIABLES`).
         exclude_scopes: variable scopes (e.g. "resnet50/logits") to leave to their initializers;
             checkpoint variables under them are ignored. Empty means a strict restore.
+        arrays: the checkpoint's variables, already read (`rundir.checkpoint(...).arrays`): they
+            are restored from memory instead of being read from the files again.
 
     Raises:
         CheckpointError: anything missing, unexpected or mis-shaped outside `exclude_scopes`.
     """
 
-    def __init__(self, path, var_list=None, exclude_scopes=()):
-        self.path = checkpoint_path(path)
+    def __init__(self, path, var_list=None, exclude_scopes=(), arrays=None):
+        self.path = checkpoints.require(path)
         if var_list is None:
             var_list = tf1.get_collection(tf1.GraphKeys.MODEL_VARIABLES)
         exclude_scopes = [s for s in exclude_scopes if s]
         graph = {v.op.name: v for v in var_list}
-        ckpt = checkpoints.read_shapes(self.path)
+        ckpt = (checkpoints.read_shapes(self.path) if arrays is None
+                else {n: list(a.shape) for n, a in arrays.items()})
         self.excluded = sorted(n for n in graph if _in_scopes(n, exclude_scopes))
         self.training_state = sorted(n for n in ckpt if n not in graph
                                      and checkpoints.is_training_state(n))
@@ -63,10 +60,17 @@ class Restorer:
             error.mismatch = mismatch
             raise error
         self.restored = sorted(wanted)
-        self._saver = tf1.train.Saver(var_list=wanted, sharded=False) if wanted else None
+        if arrays is not None:
+            self._values = [(v, arrays[n]) for n, v in wanted.items()]
+            self._saver = None
+        else:
+            self._values = None
+            self._saver = tf1.train.Saver(var_list=wanted, sharded=False) if wanted else None
 
     def restore(self, sess):
-        if self._saver is not None:
+        if self._values:
+            assign(sess, self._values)
+        elif self._saver is not None:
             self._saver.restore(sess, self.path)
 
     def summary(self):

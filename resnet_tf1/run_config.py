@@ -17,6 +17,7 @@ from absl import logging
 from resnet_tf1 import data as data_lib
 from resnet_tf1 import errors
 from resnet_tf1 import model as model_lib
+from resnet_tf1 import rundir
 from resnet_tf1.data import synthetic
 
 tf1 = tf.compat.v1
@@ -165,7 +166,6 @@ class RunParams:
 # The model arguments that make a run's checkpoints what they are; dtype, data_format and
 # bn_decay can change between sessions of one run.
 _IDENTITY = ("depth", "num_classes", "variant", "stem", "shortcut")
-MODEL_CONFIG = "model_config.json"
 
 
 def describe_model(kwargs):
@@ -184,7 +184,7 @@ def describe_model(kwargs):
 def model_dir_mismatch(params):
     """None when `params.model_dir` holds no run or a run of the same model; else one line that
     leads with the model difference."""
-    path = os.path.join(params.model_dir, MODEL_CONFIG)
+    path = os.path.join(params.model_dir, rundir.RUN_RECORD)
     if not os.path.exists(path):
         return None
     try:

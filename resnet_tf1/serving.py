@@ -22,34 +22,29 @@ outputs every consumer uses:
 """
 
 import collections
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from resnet_tf1 import checkpoints, errors, fileio, fold_bn
+from resnet_tf1 import errors, fileio, fold_bn
 from resnet_tf1 import model as model_lib
 from resnet_tf1 import restore as restore_lib
-from resnet_tf1 import run_config
+from resnet_tf1 import run_config, rundir
 from resnet_tf1.data import DataError, labels as labels_lib, preprocessing
 
 tf1 = tf.compat.v1
 
-CONVERTED_CONFIG = "config.json"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
-class ModelDirError(errors.UserError):
-    """A --model_dir that is neither a converted checkpoint nor a training run, or whose record
-    cannot be read; the message names the directory or the file."""
-
-
 class Servable(collections.namedtuple("Servable", [
-        "model_dir", "kind", "model", "checkpoint", "preprocessing", "mean_image", "labels"])):
+        "model_dir", "kind", "model", "checkpoint", "preprocessing", "mean_image", "labels",
+        "weights"])):
     """A model ready to serve: `model` (ResNet keyword arguments), `checkpoint` (a prefix),
-    `preprocessing` (a record), `mean_image` (per-pixel mean or None), `labels` (a `Labels`);
-    `kind` is "converted checkpoint" or "training run"."""
+    `preprocessing` (a record), `mean_image` (per-pixel mean or None), `labels` (a `Labels`),
+    `weights` ({name: array} of the checkpoint, read once and checked finite); `kind` is
+    "converted checkpoint" or "training run"."""
 
     @property
     def image_size(self):
@@ -66,41 +61,27 @@ def load(model_dir, checkpoint_path=None):
     """The `Servable` in `model_dir` (see the module docstring).
 
     Raises:
-        checkpoints.CheckpointError: no checkpoint, or an unreadable one.
-        ModelDirError: not a model directory, or a config that is missing, unreadable or
-            records no preprocessing / labels.
+        checkpoints.CheckpointError: no checkpoint, an unreadable one, or one holding NaN or Inf.
+        rundir.ModelDirError: not a model directory, or a record that is unreadable or records
+            no preprocessing / labels.
     """
-    if not os.path.isdir(model_dir):
-        raise ModelDirError("--model_dir=%s is not a directory (expected a converted checkpoint or "
-                        "a training run)" % model_dir)
-    converted = os.path.join(model_dir, CONVERTED_CONFIG)
-    run = os.path.join(model_dir, run_config.MODEL_CONFIG)
-    if os.path.exists(converted):
-        path, kind = converted, "converted checkpoint"
-        default_checkpoint = os.path.join(model_dir, "model.ckpt")
-    elif os.path.exists(run):
-        path, kind = run, "training run"
-        default_checkpoint = model_dir
-    else:
-        raise ModelDirError("--model_dir=%s holds neither %s (a converted checkpoint) nor %s (a "
-                        "training run)" % (model_dir, CONVERTED_CONFIG, run_config.MODEL_CONFIG))
+    record = rundir.read_record(model_dir)
+    config, path = record.config, record.path
     try:
-        with open(path) as f:
-            config = json.load(f)
-        model = config["model"]
-        num_classes = model_lib.ResNet(**model).num_classes  # checks every argument
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ModelDirError("%s cannot be read as a model config: %s" % (path, e))
+        num_classes = model_lib.ResNet(**config["model"]).num_classes  # checks every argument
+    except (ValueError, TypeError) as e:
+        raise rundir.ModelDirError("%s cannot be read as a model config: %s" % (path, e))
     if "preprocessing" not in config or "labels" not in config:
-        raise ModelDirError(
+        raise rundir.ModelDirError(
             "%s records no preprocessing or labels (written by an earlier version): "
             "run python scripts/train.py --flagfile=%s once more; it resumes at its last step "
-            "and records them" % (path, os.path.join(model_dir, "flags.txt")))
+            "and records them" % (path, rundir.flags_path(model_dir)))
     rec = preprocessing.check(config["preprocessing"], path)
     mean_image = preprocessing.load_mean_image(rec, model_dir)
     labels = labels_lib.table(config["labels"], num_classes, where=path)
-    checkpoint = checkpoints.resolve_path(checkpoint_path or default_checkpoint)
-    return Servable(model_dir, kind, model, checkpoint, rec, mean_image, labels)
+    ckpt = rundir.checkpoint(checkpoint_path or model_dir)
+    return Servable(model_dir, record.kind, config["model"], ckpt.prefix, rec, mean_image,
+                    labels, ckpt.arrays)
 
 
 def input_size(servable, size=None):
@@ -177,12 +158,13 @@ def restorer(servable, fold=False):
     """A function(session) that loads the servable's weights into the graph's model variables:
     strictly (every variable, nothing left over but training state), folded if `fold`."""
     if fold:
-        arrays = fold_bn.folded_arrays(servable.checkpoint, servable.build_model())
+        arrays = fold_bn.folded_arrays(servable.weights, servable.build_model())
 
         def load_folded(sess):
             restore_lib.load_arrays(sess, arrays, model_variables())
         return load_folded
-    r = restore_lib.Restorer(servable.checkpoint, var_list=model_variables())
+    r = restore_lib.Restorer(servable.checkpoint, var_list=model_variables(),
+                             arrays=servable.weights)
     return r.restore
 
 

@@ -21,7 +21,7 @@ from resnet_tf1 import data as data_lib
 from resnet_tf1 import metrics as metrics_lib
 from resnet_tf1 import model as model_lib
 from resnet_tf1 import restore as restore_lib
-from resnet_tf1 import run_config
+from resnet_tf1 import run_config, rundir
 
 tf1 = tf.compat.v1
 
@@ -38,12 +38,10 @@ class DivergedError(TrainError):
     """Variables (weights, optimizer slots, BN statistics) became NaN or Inf; not saved."""
 
 
-# The flagfile that reproduces a run (`--flagfile=<model_dir>/flags.txt`).
-FLAGS_FILE = "flags.txt"
 # What an interrupted run leaves in model_dir: TF's checkpoint temporaries, the graph file's,
 # this package's atomic-write temporaries and an interrupted BN recompute.
 LEFTOVERS = ("*.tempstate*", "graph.pbtxt.tmp*", fileio.TEMP_FILE_PATTERN,
-             *fileio.dir_leftover_patterns(bn_stats.SUBDIR))
+             *fileio.dir_leftover_patterns(rundir.BN_RECOMPUTED_SUBDIR))
 
 
 def learning_rate_schedule(params, global_step):
@@ -410,11 +408,11 @@ def _checkpoint_step(path):
 
 def _prepare_model_dir(params):
     """Checks a resumed run before anything is written, and removes an interrupted run's
-    leftovers. Raises ValueError / CheckpointError with one line."""
+    leftovers. Raises errors.FlagError / CheckpointError with one line."""
     run_config.check_model_dir(params)
     latest = tf.train.latest_checkpoint(params.model_dir)
     if latest:
-        checkpoints.require_finite(latest, "the latest checkpoint of --model_dir:")
+        rundir.checkpoint(latest, "the latest checkpoint of --model_dir:")
     try:
         tf.io.gfile.makedirs(params.model_dir)
         fileio.write_bytes(os.path.join(params.model_dir, ".write_test"), b"")
@@ -430,17 +428,17 @@ def _prepare_model_dir(params):
 
 
 def _write_model_config(params):
-    """<model_dir>/model_config.json: the model, and the preprocessing and labels that predict
+    """The run's record (`rundir`): the model, and the preprocessing and labels that predict
     and export use (CIFAR-10: the per-pixel mean image saved beside it, the data set's names)."""
-    preprocessing, labels, files = data_lib.inference_record(
+    preprocessing, labels, arrays = data_lib.inference_record(
         params.dataset, params.data_dir, params.num_classes(), params.holdout_validation)
-    for name, array in files.items():
+    files = {}
+    for name, array in arrays.items():
         buffer = io.BytesIO()
         np.save(buffer, array)
-        fileio.write_bytes(os.path.join(params.model_dir, name), buffer.getvalue())
-    fileio.write_json(os.path.join(params.model_dir, run_config.MODEL_CONFIG),
-                      {"model": run_config.model_kwargs(params), "preprocessing": preprocessing,
-                       "labels": labels})
+        files[name] = buffer.getvalue()
+    rundir.write_run_record(params.model_dir, run_config.model_kwargs(params), preprocessing,
+                            labels, files)
 
 
 class _NonRecoveringSession(tf1.train.MonitoredSession):
@@ -573,7 +571,7 @@ def train(params, flags_text=None, job=None):
     if chief:
         resumed = _prepare_model_dir(params)
         if flags_text is not None:
-            fileio.write_text(os.path.join(params.model_dir, FLAGS_FILE), flags_text)
+            fileio.write_text(rundir.flags_path(params.model_dir), flags_text)
     else:
         run_config.check_model_dir(params)
         resumed = None
@@ -608,8 +606,8 @@ def train(params, flags_text=None, job=None):
         # Collective all-reduce: every worker restores (each holds its own copy).
         initialises = chief or job.collective
         if params.init_checkpoint and not resumed and initialises:
-            restorer = restore_lib.Restorer(params.init_checkpoint,
-                                            exclude_scopes=params.exclude_scopes)
+            init = rundir.checkpoint(params.init_checkpoint, "--init_checkpoint")
+            restorer = restore_lib.Restorer(init.prefix, exclude_scopes=params.exclude_scopes)
             logging.info("fine-tuning: %s", restorer.summary())
         elif params.init_checkpoint and initialises:
             logging.info("model_dir %s holds a checkpoint: resuming from it, not from "

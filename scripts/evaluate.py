@@ -8,11 +8,9 @@ new checkpoint as training writes it. Test protocols: single crop (default), --t
 480,640 [--flip] (Tables 4/5).
 """
 
-import os
-
 from absl import app, flags, logging
 
-from resnet_tf1 import eval_lib, run_flags
+from resnet_tf1 import eval_lib, run_flags, rundir
 
 FLAGS = flags.FLAGS
 run_flags.define()
@@ -47,7 +45,7 @@ def main(argv):
     try:
         params = run_flags.params_from_flags()
         scales = eval_lib.parse_scales(FLAGS.multi_scale) if FLAGS.multi_scale else None
-        eval_dir = os.path.join(params.model_dir, "eval")
+        eval_dir = rundir.eval_dir(params.model_dir)
         if FLAGS.watch:
             for metrics in eval_lib.watch(params, params.model_dir, FLAGS.ten_crop,
                                           timeout=FLAGS.watch_timeout,

@@ -34,6 +34,7 @@ from absl import app, flags, logging
 from resnet_tf1 import curves, errors, fileio
 from resnet_tf1 import model as model_lib
 from resnet_tf1 import run_flags as run_flags_lib
+from resnet_tf1 import rundir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -185,8 +186,7 @@ def seconds_per_step(run_dir):
 def count_parameters(run_dir):
     """The trainable parameters of the run's model (from model_config.json)."""
     import tensorflow as tf
-    with open(os.path.join(run_dir, "model_config.json")) as f:
-        kwargs = json.load(f)["model"]
+    kwargs = rundir.read_record(run_dir).config["model"]
     with tf.Graph().as_default():
         net = model_lib.ResNet(**kwargs)
         net(tf.compat.v1.placeholder(tf.float32, [1, 32, 32, 3]), is_training=False)
@@ -236,15 +236,14 @@ def train_one(index, total, name, flagfile, params):
         raise ReproduceError("%s: evaluation failed (exit %d): %s"
                              % (name, evaluate.returncode,
                                 _error_line(os.path.join(logs, name + ".eval.log"))))
-    with open(os.path.join(run_dir, "eval", "metrics.json")) as f:
+    with open(rundir.metrics_path(run_dir)) as f:
         metrics = json.load(f)
     if metrics["global_step"] != max_steps:
         raise ReproduceError("%s: the final checkpoint is at step %s, expected %d"
                              % (name, metrics["global_step"], max_steps))
-    with open(os.path.join(run_dir, "model_config.json")) as f:
-        model = json.load(f)["model"]
+    model = rundir.read_record(run_dir).config["model"]
     result = {"name": name, "flagfile": os.path.abspath(flagfile),
-              "label": curves.label(run_dir), "depth": model["depth"],
+              "label": rundir.label(run_dir), "depth": model["depth"],
               "plain": model.get("shortcut") == "none", "max_steps": max_steps,
               "flags": argv, "test_error": 100.0 * (1.0 - metrics["top_1_accuracy"]),
               "num_examples": metrics["num_examples"], "checkpoint": metrics["checkpoint"],

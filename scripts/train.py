@@ -19,7 +19,7 @@ import sys
 
 from absl import app, flags, logging
 
-from resnet_tf1 import cluster, run_flags, train_lib
+from resnet_tf1 import cluster, run_flags, rundir, train_lib
 
 run_flags.define()
 run_flags.define_cluster()
@@ -38,7 +38,7 @@ def main(argv):
             return _end(config, 0)
         logging.info("training %s ResNet-%d on %s into %s (flags in %s)", params.variant,
                      params.depth, params.dataset, params.model_dir,
-                     os.path.join(params.model_dir, train_lib.FLAGS_FILE))
+                     rundir.flags_path(params.model_dir))
         step = train_lib.train(params, flags_text=run_flags.flagfile_text(), job=job)
     except run_flags.EXPECTED_ERRORS as e:
         return _end(config, run_flags.report("train", e))

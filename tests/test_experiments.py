@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from resnet_tf1 import model as model_lib
-from resnet_tf1 import responses, run_config
+from resnet_tf1 import responses, run_config, rundir
 from test_failures import ROOT, error_line, run, train_args
 
 tf1 = tf.compat.v1
@@ -36,7 +36,7 @@ def _random_run(run_dir, depth=8, shortcut=None, seed=0):
                     v.load(rng.normal(0.0, 1.0, v.shape.as_list()), sess)
             sess.run(global_step.assign(7))
             tf1.train.Saver().save(sess, os.path.join(run_dir, "model.ckpt"), global_step=7)
-    with open(os.path.join(run_dir, run_config.MODEL_CONFIG), "w") as f:
+    with open(os.path.join(run_dir, rundir.RUN_RECORD), "w") as f:
         json.dump({"model": kwargs}, f)
     return kwargs
 

@@ -22,7 +22,7 @@ LAYERS = [
     ["resnet_tf1.model", "resnet_tf1.metrics", "resnet_tf1.references"],
     ["resnet_tf1.data"],
     ["resnet_tf1.checkpoints", "resnet_tf1.manifest"],
-    ["resnet_tf1.restore", "resnet_tf1.fold_bn"],
+    ["resnet_tf1.restore", "resnet_tf1.fold_bn", "resnet_tf1.rundir"],
     ["resnet_tf1.porting"],
     ["resnet_tf1.run_config"],
     ["resnet_tf1.bn_stats", "resnet_tf1.curves"],

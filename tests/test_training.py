@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from resnet_tf1 import run_config, train_lib
+from resnet_tf1 import run_config, rundir, train_lib
 from resnet_tf1.data import DataError, cifar10, imagenet
 from resnet_tf1.data import common as data_common
 from resnet_tf1.data import fake
@@ -570,7 +570,7 @@ def test_recompute_gives_exact_population_statistics(cifar_dir, tmp_path):
         np.testing.assert_allclose(recomputed[layer.moving_variance.op.name], var, rtol=1e-4,
                                    err_msg=layer.scope)
     # Loading the run's directory now uses the recomputed statistics.
-    assert checkpoints.resolve_path(str(model_dir)) == recomputed_path
+    assert rundir.checkpoint(str(model_dir)).prefix == recomputed_path
     assert eval_lib.evaluate(p, str(model_dir))["checkpoint"] == recomputed_path
 
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from resnet_tf1 import fileio
 from resnet_tf1 import model as model_lib
-from resnet_tf1 import restore
+from resnet_tf1 import restore, rundir
 from resnet_tf1.porting import PortError, source_format
 
 tf1 = tf.compat.v1
@@ -38,7 +38,8 @@ def write(result, output_dir, source, input_path, overwrite=False):
             saver = tf1.train.Saver(var_list=var_list, save_relative_paths=True)
             with tf1.Session() as sess:
                 restore.load_arrays(sess, result.arrays, var_list)
-                saver.save(sess, os.path.join(tmp, "model.ckpt"), write_meta_graph=False)
+                saver.save(sess, os.path.join(tmp, rundir.CHECKPOINT_NAME),
+                           write_meta_graph=False)
         config = {
             "model": result.model,
             "preprocessing": result.preprocessing,
@@ -48,14 +49,14 @@ def write(result, output_dir, source, input_path, overwrite=False):
                        "skipped_training_state": result.skipped},
             "tensorflow_version": tf.__version__,
         }
-        fileio.write_json(os.path.join(tmp, "config.json"), config)
+        rundir.write_converted_record(tmp, config)
     return config
 
 
 def is_converter_output(directory):
     """True for a directory this converter wrote: its config.json has a "source" entry."""
     try:
-        with open(os.path.join(directory, "config.json")) as f:
+        with open(os.path.join(directory, rundir.CONVERTED_RECORD)) as f:
             return isinstance(json.load(f).get("source"), dict)
     except (OSError, ValueError, AttributeError):
         return False
@@ -82,7 +83,7 @@ def convert(source, input_path, output_dir, depth=None, num_classes=None, overwr
 
 
 def load_config(output_dir):
-    with open(os.path.join(output_dir, "config.json")) as f:
+    with open(os.path.join(output_dir, rundir.CONVERTED_RECORD)) as f:
         return json.load(f)
 
 
@@ -93,7 +94,7 @@ def run_ported(output_dir, images):
     with graph.as_default():
         x = tf1.placeholder(tf.float32, [None] + list(images.shape[1:]))
         logits, _ = model_lib.ResNet(**config["model"])(x)
-        restorer = restore.Restorer(os.path.join(output_dir, "model.ckpt"))
+        restorer = restore.Restorer(os.path.join(output_dir, rundir.CHECKPOINT_NAME))
         with tf1.Session() as sess:
             restorer.restore(sess)
             return sess.run(logits, {x: images})
