@@ -36,6 +36,7 @@ import contextlib
 import json
 import os
 import socket
+import sys
 import threading
 import time
 
@@ -423,6 +424,74 @@ class Job:
             return None
         return self.sync_optimizer.get_init_tokens_op(self.num_workers)
 
+    def session(self, server, scaffold, hooks, model_dir, summary_steps, base_config):
+        """This worker's training session on `server`: the chief's initialises or restores from
+        `model_dir`, saves and writes summaries every `summary_steps`; another worker's waits
+        for the chief (at most --cluster_timeout_secs). With collective all-reduce every worker
+        initialises (the initial values are broadcast from the chief) or restores its own copy;
+        only the chief writes summaries. It never re-creates itself on a lost peer: the run
+        fails with one line instead."""
+        config = self.session_config(base_config)
+        if self.is_chief or self.collective:
+            creator = tf1.train.ChiefSessionCreator(scaffold, master=server.target,
+                                                    config=config, checkpoint_dir=model_dir)
+            if self.is_chief:
+                hooks = hooks + [tf1.train.SummarySaverHook(
+                    save_steps=summary_steps, output_dir=model_dir, scaffold=scaffold)]
+        else:
+            creator = _WorkerSessionCreator(scaffold, master=server.target, config=config,
+                                            max_wait_secs=self.timeout_secs)
+        # The grace period is how long closing waits for queue-runner threads; the only one
+        # here, the synchronous chief's, is blocked on the next step's gradients by then.
+        return _NonRecoveringSession(creator, hooks + [_EndedHook(self.hooks_ended)],
+                                     stop_grace_period_secs=1)
+
+    @contextlib.contextmanager
+    def closing(self, sess):
+        """`with sess:`, with the close waited for until every hook's `end` has run (the
+        chief's final checkpoint and summaries), then at most 1 s more: TF's gRPC session close
+        was seen to block for 30-40 s at the end of a job, and forever with a dead peer."""
+        try:
+            yield sess
+        except BaseException:
+            self._bounded_close(sess, sys.exc_info())
+            raise
+        self._bounded_close(sess, (None, None, None), timeout_secs=1, ended=self.hooks_ended)
+
+    def _bounded_close(self, sess, exc_info, timeout_secs=5, ended=None):
+        """Closes in a thread; waits for `ended` up to --cluster_timeout_secs, then for the
+        rest `timeout_secs`."""
+        graph = tf1.get_default_graph()
+
+        def close():
+            with graph.as_default():  # the default graph is per thread; the final save needs it
+                sess.__exit__(*exc_info)
+
+        closer = threading.Thread(target=close, daemon=True)
+        closer.start()
+        deadline = time.time() + self.timeout_secs
+        while ended is not None and closer.is_alive() and time.time() < deadline:
+            if ended.wait(timeout=0.2):
+                break
+        closer.join(timeout=timeout_secs)
+        if closer.is_alive():
+            logging.info("%s: closing the cluster session took over %d s; not waiting for it",
+                         task_name(self.config), timeout_secs)
+
+    def last_runs(self):
+        """[(op, log line or None)] this worker runs once after its last step, inside its
+        session: the synchronous chief releases a token per worker; a worker that is not the
+        chief tells the parameter servers it is done (the chief does that after its final
+        checkpoint, `signal_done`). Build them with the training graph."""
+        runs = []
+        release = self.release_tokens_op()
+        if release is not None:
+            runs.append((release, None))
+        if not self.is_chief and self.variable_update == "parameter_server":
+            runs.append((done_ops(self.config), "%s: told the parameter server(s) it is done"
+                         % task_name(self.config)))
+        return runs
+
     def describe(self, batch_size):
         n = self.num_workers
         if self.collective:
@@ -457,3 +526,42 @@ def _replicated_statistics(next_creator, **kwargs):
         elif dtype is not None and tf.as_dtype(dtype).is_floating:
             kwargs["aggregation"] = tf.VariableAggregation.MEAN
     return next_creator(**kwargs)
+
+
+class _NonRecoveringSession(tf1.train.MonitoredSession):
+    """A MonitoredSession that does not re-create its session on Unavailable/Aborted errors.
+
+    The recovering default retries forever when a parameter server is gone; a worker of a
+    cluster should fail with one line instead (TF's private base takes the switch)."""
+
+    def __init__(self, session_creator, hooks, stop_grace_period_secs):
+        super(tf1.train.MonitoredSession, self).__init__(  # pylint: disable=bad-super-call
+            session_creator, hooks, should_recover=False,
+            stop_grace_period_secs=stop_grace_period_secs)
+
+
+class _WorkerSessionCreator(tf1.train.WorkerSessionCreator):
+    """A non-chief worker's session: it polls for the chief's initialisation every second, not
+    every 30 seconds (TF's default), and gives up after `max_wait_secs` with one line."""
+
+    def _get_session_manager(self):
+        if self._session_manager is None:
+            self._session_manager = tf1.train.SessionManager(
+                local_init_op=self._scaffold.local_init_op,
+                local_init_feed_dict=self._scaffold.local_init_feed_dict,
+                ready_op=self._scaffold.ready_op,
+                ready_for_local_init_op=self._scaffold.ready_for_local_init_op,
+                graph=tf1.get_default_graph(), recovery_wait_secs=1)
+        return self._session_manager
+
+
+class _EndedHook(tf1.train.SessionRunHook):
+    """The last hook of a cluster session: sets `event` once every hook's `end` has run (the
+    chief's final checkpoint is written and its summaries flushed), so that the close does not
+    have to be waited for past that point."""
+
+    def __init__(self, event):
+        self._event = event
+
+    def end(self, session):
+        self._event.set()

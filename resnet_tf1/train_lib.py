@@ -9,7 +9,6 @@ import contextlib
 import io
 import os
 import sys
-import threading
 import time
 
 import numpy as np
@@ -77,6 +76,25 @@ def _local_gpus(params):
     return sum("gpu" in d.lower() for d in run_config.tower_devices(params))
 
 
+def _model_and_optimizer(params, global_step, job):
+    """What every form of the training step shares: (model, its root scope, the learning rate,
+    the optimizer)."""
+    model = run_config.build_model(params)
+    scope = model.resolve(params.resolved_image_size())["scope"]
+    lr = learning_rate_schedule(params, global_step)
+    return model, scope, lr, _optimizer(params, lr, job)
+
+
+def _tower_gradients(params, model, scope, optimizer, images, labels, divisor=1, reuse=None):
+    """One tower's (or replica's) forward pass, loss and gradients: (logits, loss,
+    cross_entropy, weight_decay, [(gradient, variable)]); the gradients are those of loss /
+    `divisor`, weight decay's included."""
+    logits, loss, xent, wd = _tower_loss(params, model, scope, images, labels, reuse)
+    grads = optimizer.compute_gradients(loss / divisor if divisor != 1 else loss,
+                                        var_list=tf1.trainable_variables(scope + "/"))
+    return logits, loss, xent, wd, _add_weight_decay(grads, params, scope, 1.0 / divisor)
+
+
 def _tower_loss(params, model, scope, images, labels, reuse=None):
     """One tower's (or replica's) forward pass and loss: (logits, loss, cross_entropy,
     weight_decay), the loss being cross-entropy + weight decay behind the NaN guard."""
@@ -131,10 +149,7 @@ def build_train_op(params, images, labels, global_step, job=None):
     if params.batch_size % len(devices):
         raise errors.FlagError("--batch_size=%d does not split evenly across %d towers"
                          % (params.batch_size, len(devices)))
-    model = run_config.build_model(params)
-    scope = model.resolve(params.resolved_image_size())["scope"]
-    lr = learning_rate_schedule(params, global_step)
-    optimizer = _optimizer(params, lr, job)
+    model, scope, lr, optimizer = _model_and_optimizer(params, global_step, job)
     image_splits = tf.split(images, len(devices))
     label_splits = tf.split(labels, len(devices))
     # Several towers share variables on the CPU; a worker's go to the parameter servers (the
@@ -144,12 +159,12 @@ def build_train_op(params, images, labels, global_step, job=None):
     for i, device in enumerate(devices):
         placement = _variables_on(variable_device, device) if variable_device else device
         with tf1.device(placement), tf1.name_scope("tower_%d" % i) as name_scope:
-            logits, loss, xent, wd = _tower_loss(params, model, scope, image_splits[i],
-                                                 label_splits[i], reuse=True if i else None)
+            logits, loss, xent, wd, grads = _tower_gradients(
+                params, model, scope, optimizer, image_splits[i], label_splits[i],
+                reuse=True if i else None)
             if i == 0:
                 update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, name_scope)
-            tower_grads.append(_add_weight_decay(optimizer.compute_gradients(
-                loss, var_list=tf1.trainable_variables(scope + "/")), params, scope))
+            tower_grads.append(grads)
             losses.append(loss)
             xents.append(xent)
             wds.append(wd)
@@ -199,10 +214,7 @@ def _build_collective_train_op(params, images, labels, global_step, job):
     if params.batch_size % local:
         raise errors.FlagError("--batch_size=%d does not split evenly across %d replicas per worker"
                          % (params.batch_size, local))
-    model = run_config.build_model(params)
-    scope = model.resolve(params.resolved_image_size())["scope"]
-    lr = learning_rate_schedule(params, global_step)
-    optimizer = _optimizer(params, lr, job)
+    model, scope, lr, optimizer = _model_and_optimizer(params, global_step, job)
     image_splits, label_splits = tf.split(images, local), tf.split(labels, local)
 
     def replica_step():
@@ -210,12 +222,10 @@ def _build_collective_train_op(params, images, labels, global_step, job):
         replica = tf.get_static_value(tf.distribute.get_replica_context().replica_id_in_sync_group)
         replica_images, replica_labels = image_splits[replica % local], label_splits[replica % local]
         with tf1.name_scope("tower") as name_scope:
-            logits, loss, xent, wd = _tower_loss(params, model, scope, replica_images,
-                                                 replica_labels)
+            logits, loss, xent, wd, grads = _tower_gradients(
+                params, model, scope, optimizer, replica_images, replica_labels,
+                divisor=replicas)
             update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, name_scope)
-            grads = _add_weight_decay(optimizer.compute_gradients(
-                loss / replicas, var_list=tf1.trainable_variables(scope + "/")),
-                params, scope, 1.0 / replicas)
         with tf.control_dependencies(update_ops + [loss]):
             grads = [(None if g is None else tf.identity(g), v) for g, v in grads]
         train_op = optimizer.apply_gradients(grads, global_step=global_step)
@@ -364,18 +374,6 @@ class _FiniteBeforeSave(tf1.train.CheckpointSaverListener):
         self._state.check(session.run(self._state.flags), global_step_value)
 
 
-class _EndedHook(tf1.train.SessionRunHook):
-    """The last hook of a cluster session: sets `event` once every hook's `end` has run (the
-    chief's final checkpoint is written and its summaries flushed), so that the close does not
-    have to be waited for past that point."""
-
-    def __init__(self, event):
-        self._event = event
-
-    def end(self, session):
-        self._event.set()
-
-
 def _hms(seconds):
     seconds = int(seconds)
     return "%dh%02dm%02ds" % (seconds // 3600, seconds % 3600 // 60, seconds % 60)
@@ -441,101 +439,33 @@ def _write_model_config(params):
                             labels, files)
 
 
-class _NonRecoveringSession(tf1.train.MonitoredSession):
-    """A MonitoredSession that does not re-create its session on Unavailable/Aborted errors.
-
-    The recovering default retries forever when a parameter server is gone; a worker of a
-    cluster should fail with one line instead (TF's private base takes the switch)."""
-
-    def __init__(self, session_creator, hooks, stop_grace_period_secs):
-        super(tf1.train.MonitoredSession, self).__init__(  # pylint: disable=bad-super-call
-            session_creator, hooks, should_recover=False,
-            stop_grace_period_secs=stop_grace_period_secs)
-
-
-class _WorkerSessionCreator(tf1.train.WorkerSessionCreator):
-    """A non-chief worker's session: it polls for the chief's initialisation every second, not
-    every 30 seconds (TF's default), and gives up after `max_wait_secs` with one line."""
-
-    def _get_session_manager(self):
-        if self._session_manager is None:
-            self._session_manager = tf1.train.SessionManager(
-                local_init_op=self._scaffold.local_init_op,
-                local_init_feed_dict=self._scaffold.local_init_feed_dict,
-                ready_op=self._scaffold.ready_op,
-                ready_for_local_init_op=self._scaffold.ready_for_local_init_op,
-                graph=tf1.get_default_graph(), recovery_wait_secs=1)
-        return self._session_manager
-
-
 def _session(params, scaffold, hooks, job, server):
-    """The training session: MonitoredTrainingSession alone; in a cluster, the chief's (it
-    initialises or restores, saves and writes summaries) or a worker's (waits for the chief)."""
+    """The training session: MonitoredTrainingSession alone; in a cluster, the job's."""
     if job is None:
         return tf1.train.MonitoredTrainingSession(
             checkpoint_dir=params.model_dir, scaffold=scaffold, hooks=hooks,
             save_checkpoint_steps=None, save_checkpoint_secs=None,
             save_summaries_steps=params.log_every_n_steps, log_step_count_steps=None,
             config=run_config.session_config())
-    config = job.session_config(run_config.session_config())
-    if job.is_chief or job.collective:
-        # Collective all-reduce: every worker initialises (the initial values are broadcast
-        # from the chief) or restores its own copy; only the chief writes summaries.
-        creator = tf1.train.ChiefSessionCreator(scaffold, master=server.target, config=config,
-                                                checkpoint_dir=params.model_dir)
-        if job.is_chief:
-            hooks = hooks + [tf1.train.SummarySaverHook(save_steps=params.log_every_n_steps,
-                                                        output_dir=params.model_dir,
-                                                        scaffold=scaffold)]
-    else:
-        creator = _WorkerSessionCreator(scaffold, master=server.target, config=config,
-                                        max_wait_secs=job.timeout_secs)
-    # The grace period is how long closing waits for queue-runner threads; the only one here,
-    # the synchronous chief's, is blocked on the next step's gradients by then.
-    return _NonRecoveringSession(creator, hooks + [_EndedHook(job.hooks_ended)],
-                                 stop_grace_period_secs=1)
+    return job.session(server, scaffold, hooks, params.model_dir, params.log_every_n_steps,
+                       run_config.session_config())
 
 
 @contextlib.contextmanager
 def _closing(sess, job):
     """`with sess:` (after an error the session closes without running the hooks' `end`, so
-    nothing is saved). In a cluster the close is waited for until every hook's `end` has run (the
-    chief's final checkpoint and summaries), then at most 1 s more: TF's gRPC session close was
-    seen to block for 30-40 s at the end of a job, and forever with a dead peer."""
+    nothing is saved); in a cluster, the job's bounded close (`cluster.Job.closing`)."""
+    if job is not None:
+        with job.closing(sess):
+            yield sess
+        return
     try:
         yield sess
     except BaseException:
-        if job is None:
-            if sess.__exit__(*sys.exc_info()):
-                return  # MonitoredSession swallows OutOfRangeError, as `with` would
-        else:
-            _bounded_close(sess, sys.exc_info(), job)
+        if sess.__exit__(*sys.exc_info()):
+            return  # MonitoredSession swallows OutOfRangeError, as `with` would
         raise
-    if job is None:
-        sess.__exit__(None, None, None)
-    else:
-        _bounded_close(sess, (None, None, None), job, timeout_secs=1, ended=job.hooks_ended)
-
-
-def _bounded_close(sess, exc_info, job, timeout_secs=5, ended=None):
-    """Closes in a thread; waits for `ended` (set when the hooks' `end` has run: the chief's
-    final checkpoint) up to `--cluster_timeout_secs`, then for the rest `timeout_secs`."""
-    graph = tf1.get_default_graph()
-
-    def close():
-        with graph.as_default():  # the default graph is per thread; the final save needs it
-            sess.__exit__(*exc_info)
-
-    closer = threading.Thread(target=close, daemon=True)
-    closer.start()
-    deadline = time.time() + job.timeout_secs
-    while ended is not None and closer.is_alive() and time.time() < deadline:
-        if ended.wait(timeout=0.2):
-            break
-    closer.join(timeout=timeout_secs)
-    if closer.is_alive():
-        logging.info("%s: closing the cluster session took over %d s; not waiting for it",
-                     cluster_lib.task_name(job.config), timeout_secs)
+    sess.__exit__(None, None, None)
 
 
 def train(params, flags_text=None, job=None):
@@ -568,109 +498,35 @@ def train(params, flags_text=None, job=None):
     """
     params.validate()
     chief = job is None or job.is_chief
-    if chief:
-        resumed = _prepare_model_dir(params)
-        if flags_text is not None:
-            fileio.write_text(rundir.flags_path(params.model_dir), flags_text)
-    else:
-        run_config.check_model_dir(params)
-        resumed = None
-    if job is not None and job.collective and not chief:
-        # Every worker of a collective job initialises or restores its own copy (the
-        # initial values are broadcast from the chief); model_dir must be shared with it.
-        resumed = tf.train.latest_checkpoint(params.model_dir)
-    server = None
+    resumed = _start(params, flags_text, job)
     graph = tf.Graph()
+    server = None
     if job is not None:
         with graph.as_default():
             job.build_strategy(_local_gpus(params))
         logging.info("cluster: %s", job.describe(params.batch_size))
         server = cluster_lib.start_server(job.config, job.variable_update, job.server_config())
     with graph.as_default(), (job.scope() if job else contextlib.nullcontext()):
-        seed = params.seed
-        if seed is not None:
-            tf1.set_random_seed(seed)
-            seed = input_seed(seed, job.config.task_index if job else 0,
-                              _checkpoint_step(resumed or
-                                               tf.train.latest_checkpoint(params.model_dir)))
-        global_step = tf1.train.get_or_create_global_step()
-        if job is not None:
-            job.global_step_read(global_step)
-        skips = data_lib.SkippedRecords()
-        images, labels, _ = run_config.input_batches(params, training=True, seed=seed,
-                                                     skips=skips)
-        train_op, metrics = build_train_op(params, images, labels, global_step, job=job)
-        for name, tensor in metrics.items():
-            tf1.summary.scalar(name, tensor)
-        restorer = None
-        # Collective all-reduce: every worker restores (each holds its own copy).
-        initialises = chief or job.collective
-        if params.init_checkpoint and not resumed and initialises:
-            init = rundir.checkpoint(params.init_checkpoint, "--init_checkpoint")
-            restorer = restore_lib.Restorer(init.prefix, exclude_scopes=params.exclude_scopes)
-            logging.info("fine-tuning: %s", restorer.summary())
-        elif params.init_checkpoint and initialises:
-            logging.info("model_dir %s holds a checkpoint: resuming from it, not from "
-                         "--init_checkpoint", params.model_dir)
-        finite = FiniteState(params.model_dir)
-        saver = tf1.train.Saver(max_to_keep=params.keep_checkpoint_max,
-                                save_relative_paths=True)
-        release = job.release_tokens_op() if job else None
-        # A worker that is not the chief tells the parameter servers it is done from inside its
-        # training session; the chief does it after its last checkpoint (below).
-        leaving = (cluster_lib.done_ops(job.config) if job and not chief
-                   and job.variable_update == "parameter_server" else None)
-        scaffold = tf1.train.Scaffold(
-            init_fn=(lambda _, sess: restorer.restore(sess)) if restorer else None, saver=saver)
-        hooks = [tf1.train.StopAtStepHook(last_step=params.max_steps),
-                 ProgressHook(metrics, params.batch_size, params.max_steps,
-                              params.log_every_n_steps, params.model_dir if chief else None,
-                              finite, skips)]
+        step = _TrainingGraph(params, job, resumed)
         if chief:
-            hooks.append(tf1.train.CheckpointSaverHook(params.model_dir,
-                                                       save_steps=params.save_checkpoints_steps,
-                                                       saver=saver,
-                                                       listeners=[_FiniteBeforeSave(finite)]))
             _write_model_config(params)
-        hooks += job.hooks() if job else []
         try:
-            with _closing(_session(params, scaffold, hooks, job, server), job) as sess:
-                if resumed:
-                    logging.info("resumed from step %d in %s", sess.run(global_step),
-                                 params.model_dir)
-                elif job is not None:
-                    logging.info("starting at step %d in %s", sess.run(global_step),
-                                 params.model_dir)
+            with _closing(_session(params, step.scaffold, step.hooks, job, server), job) as sess:
+                if resumed or job is not None:
+                    logging.info("%s step %d in %s", "resumed from" if resumed else "starting at",
+                                 sess.run(step.global_step), params.model_dir)
                 while not sess.should_stop():
-                    sess.run(train_op)
-                if release is not None:
-                    sess.run_step_fn(lambda step_context: step_context.session.run(release))
-                if leaving:
-                    sess.run_step_fn(lambda step_context: step_context.session.run(leaving))
-                    logging.info("%s: told the parameter server(s) it is done",
-                                 cluster_lib.task_name(job.config))
-        except tf.errors.InvalidArgumentError as e:
-            if "non-finite training loss" not in str(e):
-                raise TrainError("training failed: %s" % fileio.error_line(e))
-            raise NanLossError(
-                "training loss became NaN or Inf; stopped without saving. Last good "
-                "checkpoint: %s" % (checkpoints.last_finite(params.model_dir) or "none"))
-        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-                tf.errors.AbortedError) as e:
-            if job is None:
-                raise TrainError("training failed (%s) in --model_dir=%s: %s"
-                                 % (type(e).__name__, params.model_dir, fileio.error_line(e)))
-            peer = ("another worker" if job.collective else "a parameter server or the chief")
-            raise TrainError("%s: lost the cluster (%s: %s stopped answering within "
-                             "--cluster_timeout_secs=%d): %s"
-                             % (cluster_lib.task_name(job.config), type(e).__name__, peer,
-                                job.timeout_secs, fileio.error_line(e)))
+                    sess.run(step.train_op)
+                for op, message in step.last_runs:
+                    sess.run_step_fn(_running(op))
+                    if message:
+                        logging.info(message)
         except tf.errors.OpError as e:
-            raise TrainError("training failed (%s) in --model_dir=%s: %s"
-                             % (type(e).__name__, params.model_dir, fileio.error_line(e)))
+            raise _train_error(e, params, job)
     if job is not None and chief and not job.collective:
         logging.info("%s: left the training session", cluster_lib.task_name(job.config))
         cluster_lib.signal_done(job.config, server, timeout_secs=job.timeout_secs)
+    skips = step.skips
     if skips.total:
         logging.warning("the input pipeline skipped %d records in %d file%s (logged by file "
                         "above)", skips.total, len(skips.files),
@@ -678,9 +534,109 @@ def train(params, flags_text=None, job=None):
     if not chief:
         return None
     latest = tf.train.latest_checkpoint(params.model_dir)
-    step = _checkpoint_step(latest)
     if params.recompute_bn_batches and params.dataset == "synthetic":
         logging.info("--dataset=synthetic has no training images: BN statistics not recomputed")
     elif params.recompute_bn_batches:
         bn_stats.recompute(params, latest, params.recompute_bn_batches)
-    return step
+    return _checkpoint_step(latest)
+
+
+def _running(op):
+    """A step function (`MonitoredSession.run_step_fn`, which takes exactly one argument) that
+    runs `op` once, outside the hooks."""
+    return lambda step_context: step_context.session.run(op)
+
+
+def _start(params, flags_text, job):
+    """Checks model_dir before anything is written (the chief then writes flags.txt); returns
+    the checkpoint this process resumes from, or None."""
+    if job is None or job.is_chief:
+        resumed = _prepare_model_dir(params)
+        if flags_text is not None:
+            fileio.write_text(rundir.flags_path(params.model_dir), flags_text)
+        return resumed
+    run_config.check_model_dir(params)
+    if job.collective:
+        # Every worker of a collective job initialises or restores its own copy (the initial
+        # values are broadcast from the chief); model_dir must be shared with it.
+        return tf.train.latest_checkpoint(params.model_dir)
+    return None
+
+
+class _TrainingGraph:
+    """The training step in the default graph: the input stream, the train op and its
+    summaries, the restore of --init_checkpoint, the Saver and the hooks (progress, NaN / Inf
+    guard, checkpoints on the chief, the cluster's), and the ops a worker runs after its last
+    step (`last_runs`: [(op, log line or None)])."""
+
+    def __init__(self, params, job, resumed):
+        chief = job is None or job.is_chief
+        seed = params.seed
+        if seed is not None:
+            tf1.set_random_seed(seed)
+            seed = input_seed(seed, job.config.task_index if job else 0,
+                              _checkpoint_step(resumed or
+                                               tf.train.latest_checkpoint(params.model_dir)))
+        self.global_step = tf1.train.get_or_create_global_step()
+        if job is not None:
+            job.global_step_read(self.global_step)
+        self.skips = data_lib.SkippedRecords()
+        images, labels, _ = run_config.input_batches(params, training=True, seed=seed,
+                                                     skips=self.skips)
+        self.train_op, metrics = build_train_op(params, images, labels, self.global_step,
+                                                job=job)
+        for name, tensor in metrics.items():
+            tf1.summary.scalar(name, tensor)
+        restorer = None
+        # Collective all-reduce: every worker restores (each holds its own copy).
+        if chief or job.collective:
+            restorer = _init_restorer(params, resumed)
+        finite = FiniteState(params.model_dir)
+        saver = tf1.train.Saver(max_to_keep=params.keep_checkpoint_max,
+                                save_relative_paths=True)
+        self.last_runs = job.last_runs() if job else []
+        self.scaffold = tf1.train.Scaffold(
+            init_fn=(lambda _, sess: restorer.restore(sess)) if restorer else None, saver=saver)
+        self.hooks = [tf1.train.StopAtStepHook(last_step=params.max_steps),
+                      ProgressHook(metrics, params.batch_size, params.max_steps,
+                                   params.log_every_n_steps, params.model_dir if chief else None,
+                                   finite, self.skips)]
+        if chief:
+            self.hooks.append(tf1.train.CheckpointSaverHook(
+                params.model_dir, save_steps=params.save_checkpoints_steps, saver=saver,
+                listeners=[_FiniteBeforeSave(finite)]))
+        self.hooks += job.hooks() if job else []
+
+
+def _init_restorer(params, resumed):
+    """The Restorer of --init_checkpoint for a fresh run (None when there is none to restore,
+    or the run resumes from its own checkpoint)."""
+    if not params.init_checkpoint:
+        return None
+    if resumed:
+        logging.info("model_dir %s holds a checkpoint: resuming from it, not from "
+                     "--init_checkpoint", params.model_dir)
+        return None
+    init = rundir.checkpoint(params.init_checkpoint, "--init_checkpoint")
+    restorer = restore_lib.Restorer(init.prefix, exclude_scopes=params.exclude_scopes)
+    logging.info("fine-tuning: %s", restorer.summary())
+    return restorer
+
+
+def _train_error(error, params, job):
+    """The one-line TrainError for a TensorFlow error that stopped training."""
+    if isinstance(error, tf.errors.InvalidArgumentError):
+        if "non-finite training loss" not in str(error):
+            return TrainError("training failed: %s" % fileio.error_line(error))
+        return NanLossError(
+            "training loss became NaN or Inf; stopped without saving. Last good "
+            "checkpoint: %s" % (checkpoints.last_finite(params.model_dir) or "none"))
+    lost = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)
+    if job is not None and isinstance(error, lost):
+        peer = ("another worker" if job.collective else "a parameter server or the chief")
+        return TrainError("%s: lost the cluster (%s: %s stopped answering within "
+                          "--cluster_timeout_secs=%d): %s"
+                          % (cluster_lib.task_name(job.config), type(error).__name__, peer,
+                             job.timeout_secs, fileio.error_line(error)))
+    return TrainError("training failed (%s) in --model_dir=%s: %s"
+                      % (type(error).__name__, params.model_dir, fileio.error_line(error)))
