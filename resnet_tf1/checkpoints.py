@@ -93,7 +93,6 @@ def require(path):
     return prefix
 
 
-
 def read_shapes(path):
     """{name: [dims]} of every variable in the checkpoint at `path`."""
     prefix = require(path)

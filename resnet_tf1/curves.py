@@ -89,7 +89,6 @@ def write_csv(curves, path):
     fileio.write_text(path, "\n".join(lines) + "\n")
 
 
-
 def pyplot():
     """matplotlib's pyplot, drawing off-screen (Agg); matplotlib is an optional extra: pip install
     -e '.[plots]' (ImportError without it)."""

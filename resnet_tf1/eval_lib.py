@@ -53,7 +53,7 @@ def parse_scales(text):
         scales = []
     if not scales or any(s < 8 for s in scales):
         raise errors.FlagError("--multi_scale must be comma-separated image sizes in pixels (the "
-                         "shorter side, e.g. 224,256,384,480,640): got %r" % text)
+                               "shorter side, e.g. 224,256,384,480,640): got %r" % text)
     return scales
 
 
@@ -82,7 +82,7 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
         params = dataclasses.replace(params, batch_size=1)  # images of their own sizes
     if not data_lib.spec(params.dataset).has_eval:
         raise errors.FlagError("--dataset=%s has no evaluation set (expected cifar10 or imagenet)"
-                         % params.dataset)
+                               % params.dataset)
     ckpt = rundir.checkpoint(checkpoint)
     graph = tf.Graph()
     with graph.as_default():
@@ -118,7 +118,7 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
     n = int(totals[2])
     if n == 0:
         raise data_lib.DataError("the evaluation set of --dataset=%s in %s is empty"
-                         % (params.dataset, params.data_dir))
+                                 % (params.dataset, params.data_dir))
     logging.info("evaluated %d examples in %.1f s%s", n, time.time() - start,
                  "; %d records skipped (logged by file above)" % skips.total
                  if skips.total else "")

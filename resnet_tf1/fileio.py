@@ -1,8 +1,8 @@
 """Atomic file writes: write to a temporary name in the same directory, then rename.
 
-Near the bottom of the house (it imports only `errors` of this package), so the data pipelines,
-the checkpoint layer, training, evaluation and the scripts all write files one way. A reader never sees a
-half-written file, and a run killed mid-write leaves the previous file (or none) in place.
+Near the bottom of the house (it imports only `errors` of this package), so the data pipelines, the
+checkpoint layer, training, evaluation and the scripts all write files one way. A reader never sees
+a half-written file, and a run killed mid-write leaves the previous file (or none) in place.
 `atomic_dir` does the same for whole directories (converted checkpoints, exports, recomputed BN
 statistics), and `output_dir_problem` is the one rule for which existing directory a tool may
 replace. `error_line` is the one way an error (a full disk, a damaged file) is shown in one line.

@@ -55,8 +55,9 @@ class Restorer:
             ignore=lambda n: n in training_state or _in_scopes(n, exclude_scopes))
         if mismatch:
             hint = "" if exclude_scopes else " (to fine-tune, exclude the scopes that differ)"
-            error = checkpoints.CheckpointError("checkpoint %s does not fit the graph%s: %s"
-                                 % (self.path, hint, mismatch.describe("checkpoint")))
+            error = checkpoints.CheckpointError(
+                "checkpoint %s does not fit the graph%s: %s"
+                % (self.path, hint, mismatch.describe("checkpoint")))
             error.mismatch = mismatch
             raise error
         self.restored = sorted(wanted)
@@ -98,7 +99,7 @@ def load_arrays(sess, arrays, var_list):
                                    {n: list(a.shape) for n, a in arrays.items()}, "source")
     if mismatch:
         raise checkpoints.CheckpointError("the ported arrays do not fit the graph: %s"
-                           % mismatch.describe("ported arrays"))
+                                          % mismatch.describe("ported arrays"))
     assign(sess, [(var, arrays[name]) for name, var in graph.items()])
 
 
@@ -110,6 +111,6 @@ def assign(sess, values):
     23 s. Here every initializer runs at once, its initial value fed.
     """
     feeds = {var.initializer.inputs[1]: np.asarray(value,
-                                                    var.dtype.base_dtype.as_numpy_dtype)
+                                                   var.dtype.base_dtype.as_numpy_dtype)
              for var, value in values}
     sess.run([var.initializer for var, _ in values], feeds)

@@ -118,12 +118,14 @@ class RunParams:
         if not self.model_dir:
             raise errors.FlagError("--model_dir is required")
         if os.path.exists(self.model_dir) and not os.path.isdir(self.model_dir):
-            raise errors.FlagError("--model_dir=%s is a file, expected a directory" % self.model_dir)
+            raise errors.FlagError("--model_dir=%s is a file, expected a directory"
+                                   % self.model_dir)
         try:
             model_lib.ResNet(depth=self.depth, variant=self.variant)
         except ValueError:
-            raise errors.FlagError("--depth=%r is not a ResNet depth: expected 18, 34, 50, 101, 152, "
-                             "200 or a CIFAR depth 6n+2 (20, 32, 44, 56, 110, ...)" % (self.depth,))
+            raise errors.FlagError("--depth=%r is not a ResNet depth: expected 18, 34, 50, 101, "
+                                   "152, 200 or a CIFAR depth 6n+2 (20, 32, 44, 56, 110, ...)"
+                                   % (self.depth,))
         for name in ("batch_size", "max_steps", "log_every_n_steps", "save_checkpoints_steps"):
             if getattr(self, name) <= 0:
                 raise errors.FlagError("--%s=%d must be positive" % (name, getattr(self, name)))
@@ -131,35 +133,36 @@ class RunParams:
             if not getattr(self, name) >= 0:  # also rejects NaN
                 raise errors.FlagError("--%s=%r must not be negative" % (name, getattr(self, name)))
         if not math.isfinite(self.learning_rate):
-            raise errors.FlagError("--learning_rate=%r must be a finite number" % self.learning_rate)
+            raise errors.FlagError("--learning_rate=%r must be a finite number"
+                                   % self.learning_rate)
         if self.optimizer == "momentum" and not 0 < self.momentum < 1:
             raise errors.FlagError("--momentum=%r must be in (0, 1) for --optimizer=momentum"
-                             % (self.momentum,))
+                                   % (self.momentum,))
         if any(not (v >= 0 and math.isfinite(v)) for v in self.lr_values):
             raise errors.FlagError("--lr_values must be finite and not negative: %s"
-                             % ",".join(str(v) for v in self.lr_values))
+                                   % ",".join(str(v) for v in self.lr_values))
         if any(b <= 0 for b in self.lr_boundaries) or \
                 list(self.lr_boundaries) != sorted(set(self.lr_boundaries)):
             raise errors.FlagError("--lr_boundaries must be positive steps in increasing order: %s"
-                             % ",".join(str(b) for b in self.lr_boundaries))
+                                   % ",".join(str(b) for b in self.lr_boundaries))
         if self.lr_values and len(self.lr_values) != len(self.lr_boundaries) + 1:
-            raise errors.FlagError("--lr_values has %d values; --lr_boundaries has %d boundaries, so %d "
-                             "values were expected" % (len(self.lr_values),
-                                                       len(self.lr_boundaries),
-                                                       len(self.lr_boundaries) + 1))
+            raise errors.FlagError("--lr_values has %d values; --lr_boundaries has %d boundaries, "
+                                   "so %d values were expected" % (len(self.lr_values),
+                                                                   len(self.lr_boundaries),
+                                                                   len(self.lr_boundaries) + 1))
         if self.loss_scale not in ("dynamic", "none"):
             try:
                 ok = float(self.loss_scale) >= 1 and math.isfinite(float(self.loss_scale))
             except ValueError:
                 ok = False
             if not ok:
-                raise errors.FlagError("--loss_scale=%s: expected dynamic, none or a finite number >= 1"
-                                 % self.loss_scale)
+                raise errors.FlagError("--loss_scale=%s: expected dynamic, none or a finite number "
+                                       ">= 1" % self.loss_scale)
         if not 0 <= self.bn_decay < 1:
             raise errors.FlagError("--bn_decay=%r must be in [0, 1)" % (self.bn_decay,))
         if self.recompute_bn_batches < 0:
             raise errors.FlagError("--recompute_bn_batches=%d must be 0 (off) or positive"
-                             % self.recompute_bn_batches)
+                                   % self.recompute_bn_batches)
         return self
 
 

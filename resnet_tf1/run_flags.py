@@ -91,7 +91,7 @@ def _convert(field, values):
     except ValueError:
         kind = {int: "integers", float: "numbers"}.get(element, "strings")
         raise errors.FlagError("--%s must be comma-separated %s: got %s"
-                         % (field.name, kind, ",".join(values)))
+                               % (field.name, kind, ",".join(values)))
 
 
 def params_from_flags(flag_values=FLAGS):

@@ -90,13 +90,14 @@ def input_size(servable, size=None):
     if size is None or size == servable.image_size:
         return servable.image_size
     if servable.mean_image is not None:
-        raise errors.FlagError("--input_size=%d: this model subtracts a %dx%d per-pixel mean image, so "
-                        "it serves at that size only" % ((size,) + servable.mean_image.shape[:2]))
+        raise errors.FlagError("--input_size=%d: this model subtracts a %dx%d per-pixel mean "
+                               "image, so it serves at that size only"
+                               % ((size,) + servable.mean_image.shape[:2]))
     model = servable.build_model()
     stride = 4 if model.resolve(None)["architecture"] == "cifar" else 32
     if size < stride:
-        raise errors.FlagError("--input_size=%d is below the network's total stride %d" % (size,
-                                                                                    stride))
+        raise errors.FlagError("--input_size=%d is below the network's total stride %d"
+                               % (size, stride))
     return size
 
 
@@ -130,8 +131,8 @@ def inference_graph(servable, images, fold=False, top_k=5, dtype=None, reuse=Non
     rec = servable.preprocessing
     mean_image = servable.mean_image
     if mean_image is not None and images.shape[1] != mean_image.shape[0]:
-        raise errors.FlagError("this model subtracts a %dx%d per-pixel mean image: it serves at that "
-                        "size only" % mean_image.shape[:2])
+        raise errors.FlagError("this model subtracts a %dx%d per-pixel mean image: it serves at "
+                               "that size only" % mean_image.shape[:2])
     x = preprocessing.normalize(images, rec, mean_image)
     logits, _ = servable.build_model(dtype)(x, reuse=reuse, fold_batch_norm=fold)
     offset = servable.labels.offset

@@ -1,8 +1,9 @@
 """Training: loss, weight decay, schedule, optimizer, towers, hooks, Saver and session config.
 
-Runs without absl flags: it takes a plain `run_config.RunParams`. Session-based (`MonitoredTrainingSession`):
-periodic checkpoints, automatic resume from the latest checkpoint in `model_dir`, TensorBoard
-summaries, a NaN guard, and progress lines with step, loss, images/sec and ETA.
+Runs without absl flags: it takes a plain `run_config.RunParams`. Session-based
+(`MonitoredTrainingSession`): periodic checkpoints, automatic resume from the latest checkpoint
+in `model_dir`, TensorBoard summaries, a NaN guard, and progress lines with step, loss,
+images/sec and ETA. A cluster's sessions are `cluster.Job`'s.
 """
 
 import contextlib
@@ -148,7 +149,7 @@ def build_train_op(params, images, labels, global_step, job=None):
     devices = run_config.tower_devices(params)
     if params.batch_size % len(devices):
         raise errors.FlagError("--batch_size=%d does not split evenly across %d towers"
-                         % (params.batch_size, len(devices)))
+                               % (params.batch_size, len(devices)))
     model, scope, lr, optimizer = _model_and_optimizer(params, global_step, job)
     image_splits = tf.split(images, len(devices))
     label_splits = tf.split(labels, len(devices))
@@ -213,14 +214,15 @@ def _build_collective_train_op(params, images, labels, global_step, job):
     local = replicas // job.num_workers
     if params.batch_size % local:
         raise errors.FlagError("--batch_size=%d does not split evenly across %d replicas per worker"
-                         % (params.batch_size, local))
+                               % (params.batch_size, local))
     model, scope, lr, optimizer = _model_and_optimizer(params, global_step, job)
     image_splits, label_splits = tf.split(images, local), tf.split(labels, local)
 
     def replica_step():
         # This worker's replicas are consecutive in the sync group: its share of the batch.
         replica = tf.get_static_value(tf.distribute.get_replica_context().replica_id_in_sync_group)
-        replica_images, replica_labels = image_splits[replica % local], label_splits[replica % local]
+        replica_images = image_splits[replica % local]
+        replica_labels = label_splits[replica % local]
         with tf1.name_scope("tower") as name_scope:
             logits, loss, xent, wd, grads = _tower_gradients(
                 params, model, scope, optimizer, replica_images, replica_labels,

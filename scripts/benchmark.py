@@ -32,6 +32,7 @@ in training its gradients as our training graph builds them) in its own rounds, 
 matmul, and prints their sum beside our whole step.
 """
 
+import collections
 import json
 import math
 import os
@@ -353,13 +354,13 @@ def _print_layers(record):
                         "; matmul %.1f GFLOP/s in the same rounds" % record["matmul_gflops"]
                         if record["matmul_gflops"] else ""))
     print("%-50s %5s %-20s %-14s %8s %8s %8s %8s" % ("layer", "count", "input", "kernel", "ms",
-                                                    "GFLOP/s", "of peak", "ms, all"))
+                                                     "GFLOP/s", "of peak", "ms, all"))
     for e in record["layers"]:
         name = e["scopes"][0] + (" (+%d)" % (e["count"] - 1) if e["count"] > 1 else "")
         shape = "x".join(str(d) for d in e["input_shape"]) + (" pad" if e["paddings"] else "")
         stride = max(e["strides"])
         kernel = "x".join(str(d) for d in e["kernel_shape"]) + ("/%d" % stride if stride > 1
-                                                                 else "")
+                                                                else "")
         print("%-50s %5d %-20s %-14s %8.2f %8.1f %8s %8.1f" % (
             name, e["count"], shape, kernel, e["ms"], e["gflops"],
             "%.1f%%" % (100 * e["fraction_of_matmul_peak"]) if "fraction_of_matmul_peak" in e
@@ -505,13 +506,13 @@ def _machine():
             "tensorflow": tf.__version__, "onednn": kernels.onednn_enabled()}
 
 
-def main(argv):
+def _check_flags(argv):
     if len(argv) > 1:
         raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
     for peer in FLAGS.compare:
         if peer not in PEERS:
             raise app.UsageError("--compare: unknown peer %r (expected %s)" % (peer,
-                                                                              ", ".join(PEERS)))
+                                                                               ", ".join(PEERS)))
         if FLAGS.depth not in model_lib.IMAGENET_UNITS or FLAGS.depth in model_lib.BASIC_DEPTHS:
             raise app.UsageError("--compare=%s needs a bottleneck depth (50, 101, 152%s)"
                                  % (peer, ", 200" if peer.startswith("slim") else ""))
@@ -519,20 +520,17 @@ def main(argv):
             raise app.UsageError("--compare=%s: tf-keras has no ResNet200" % peer)
     if FLAGS.fold_bn and FLAGS.mode != "inference":
         raise app.UsageError("--fold_bn applies to --mode=inference")
-    if FLAGS.xla:
-        _enable_xla()  # may restart the process
-    if FLAGS.child:
-        _child(FLAGS.child)
-        return 0
-    machine = _machine()
-    size = 32 if _cifar() else 224
-    what = "ResNet-%d %s %s %s batch %d on %s%s" % (FLAGS.depth, FLAGS.mode, FLAGS.dtype,
-                                                    FLAGS.data_format, FLAGS.batch_size,
-                                                    "GPU" if machine["gpus"] else "CPU",
-                                                    ", XLA" if FLAGS.xla else "")
-    logging.info("%s; %s, %d cores, %s; TensorFlow %s, oneDNN %s", what, machine["cpu"],
-                 machine["cores"], " ".join(machine["cpu_flags"]) or "no AVX-512",
-                 machine["tensorflow"], "on" if machine["onednn"] else "off")
+
+
+# What one run measured: per model key its label and steps/sec of each round (ours first); the
+# matmul's FLOP/s per round; and, when asked for, the per-layer times, the child processes'
+# peak memory (MB per run) and the input pipeline's images/sec.
+Measured = collections.namedtuple("Measured", ["labels", "rates", "matmul_rates", "per_layer",
+                                               "memory", "pipeline"])
+
+
+def measure():
+    """Times every candidate (and the matmul) in alternated rounds, then the optional extras."""
     candidates = [Candidate(*c) for c in _candidates()]
     matmul = Candidate("matmul", "matmul %dx%d %s" % (FLAGS.matmul_size, FLAGS.matmul_size,
                                                       FLAGS.dtype), build_matmul, False) \
@@ -551,71 +549,87 @@ def main(argv):
         logging.info("round %d/%d: %s", r + 1, FLAGS.rounds, "  ".join(
             "%s %.1f" % (c.key, c.rates[-1] * FLAGS.batch_size) if c is not matmul else
             "matmul %.1f GFLOP/s" % (c.rates[-1] * matmul_flops / 1e9) for c in timed))
+    for c in candidates:
+        c.session.close()
+    per_layer = bench_layers(matmul, matmul_flops) if FLAGS.per_layer else None
+    if matmul:
+        matmul.session.close()
+    memory = None
+    if FLAGS.memory:
+        memory = {c.key: [] for c in candidates}
+        for _ in range(FLAGS.memory_runs):  # alternated, like the rounds
+            for key in memory:
+                mb = _peak_memory_mb(key)
+                if mb is not None:
+                    memory[key].append(mb)
+    pipeline = (bench_pipeline(FLAGS.input_pipeline) if FLAGS.input_pipeline != "none"
+                else None)
+    return Measured(collections.OrderedDict((c.key, c.label) for c in candidates),
+                    collections.OrderedDict((c.key, c.rates) for c in candidates),
+                    [r * matmul_flops for r in matmul.rates] if matmul else [],  # FLOP/s
+                    per_layer, memory, pipeline)
+
+
+def record(what, machine, m):
+    """The run's record (what --json prints): medians, ranges and ratios of `m` (Measured)."""
+    size = 32 if _cifar() else 224
     config = dict(depth=FLAGS.depth, variant=FLAGS.variant,
                   num_classes=data.spec(run_config.default_dataset(FLAGS.depth)).num_classes)
     macs = manifest.make(config, size)["multiply_adds"]
     flops_per_image = 2 * macs * (3 if FLAGS.mode == "train" else 1)
-    matmul_rates = [r * matmul_flops for r in matmul.rates] if matmul else []  # FLOP/s
-    peak = statistics.median(matmul_rates) if matmul_rates else None
-    drift = _drift(matmul_rates)
+    peak = statistics.median(m.matmul_rates) if m.matmul_rates else None
+    drift = _drift(m.matmul_rates)
     if drift:
         logging.warning(drift)
     result = {"what": what, "machine": machine, "batch_size": FLAGS.batch_size,
               "mode": FLAGS.mode, "dtype": FLAGS.dtype, "xla": FLAGS.xla, "rounds": FLAGS.rounds,
               "steps_per_round": FLAGS.steps, "multiply_adds_per_image": macs,
               "matmul_gflops": peak / 1e9 if peak else None,
-              "matmul_gflops_min": min(matmul_rates) / 1e9 if peak else None,
-              "matmul_gflops_max": max(matmul_rates) / 1e9 if peak else None,
+              "matmul_gflops_min": min(m.matmul_rates) / 1e9 if peak else None,
+              "matmul_gflops_max": max(m.matmul_rates) / 1e9 if peak else None,
               "drift_warning": drift, "models": {}}
-    for c in candidates:
-        rates = [r * FLAGS.batch_size for r in c.rates]
+    models = result["models"]
+    for key, steps in m.rates.items():
+        rates = [r * FLAGS.batch_size for r in steps]
         median = statistics.median(rates)
-        entry = {"label": c.label, "images_per_sec": {"median": median, "min": min(rates),
-                                                      "max": max(rates)}}
-        if c.key == "ours" and peak:
+        entry = {"label": m.labels[key], "images_per_sec": {"median": median, "min": min(rates),
+                                                            "max": max(rates)}}
+        if key == "ours" and peak:
             entry["fraction_of_matmul_peak"] = median * flops_per_image / peak
-        result["models"][c.key] = entry
-        c.session.close()
-    ours = result["models"]["ours"]["images_per_sec"]["median"]
-    if FLAGS.per_layer:
-        result["per_layer"] = bench_layers(matmul, matmul_flops)
+        models[key] = entry
+    ours = models["ours"]["images_per_sec"]["median"]
+    if m.per_layer is not None:
+        result["per_layer"] = m.per_layer
         result["per_layer"]["step_ms"] = 1e3 * FLAGS.batch_size / ours
-    if matmul:
-        matmul.session.close()
-    ours_rates = candidates[0].rates
-    for c in candidates[1:]:
-        entry = result["models"][c.key]
-        entry["ratio_ours_to_this"] = ours / entry["images_per_sec"]["median"]
-        entry["ratio_ours_to_this_per_round"] = _per_round(ours_rates, c.rates)
-    if FLAGS.memory:
-        runs = {key: [] for key in result["models"]}
-        for _ in range(FLAGS.memory_runs):  # alternated, like the rounds
-            for key in runs:
-                mb = _peak_memory_mb(key)
-                if mb is not None:
-                    runs[key].append(mb)
-        for key, mbs in runs.items():
-            entry = result["models"][key]
-            entry["peak_rss_mb"] = statistics.median(mbs) if mbs else None
-            entry["peak_rss_mb_runs"] = mbs
-        if runs["ours"]:
-            for key, entry in result["models"].items():
+    for key, steps in m.rates.items():
+        if key != "ours":
+            entry = models[key]
+            entry["ratio_ours_to_this"] = ours / entry["images_per_sec"]["median"]
+            entry["ratio_ours_to_this_per_round"] = _per_round(m.rates["ours"], steps)
+    if m.memory is not None:
+        for key, mbs in m.memory.items():
+            models[key]["peak_rss_mb"] = statistics.median(mbs) if mbs else None
+            models[key]["peak_rss_mb_runs"] = mbs
+        if m.memory["ours"]:
+            for key, entry in models.items():
                 if key != "ours" and entry["peak_rss_mb"]:
-                    entry["memory_ratio_ours_to_this"] = (result["models"]["ours"]["peak_rss_mb"]
+                    entry["memory_ratio_ours_to_this"] = (models["ours"]["peak_rss_mb"]
                                                           / entry["peak_rss_mb"])
-    if FLAGS.input_pipeline != "none":
-        rate = bench_pipeline(FLAGS.input_pipeline)
-        result["input_pipeline"] = {"dataset": FLAGS.input_pipeline, "images_per_sec": rate,
-                                    "ratio_to_ours": rate / ours}
-    if FLAGS.json:
-        print(json.dumps(result, indent=1, sort_keys=True))
-        return 0
-    print("%s (%s, %d cores, %s; oneDNN %s)" % (what, machine["cpu"], machine["cores"],
+    if m.pipeline is not None:
+        result["input_pipeline"] = {"dataset": FLAGS.input_pipeline, "images_per_sec": m.pipeline,
+                                    "ratio_to_ours": m.pipeline / ours}
+    return result
+
+
+def print_table(result):
+    """The record as the table the README and BUILD.md quote."""
+    machine = result["machine"]
+    print("%s (%s, %d cores, %s; oneDNN %s)" % (result["what"], machine["cpu"], machine["cores"],
                                                 " ".join(machine["cpu_flags"]) or "no AVX-512",
                                                 "on" if machine["onednn"] else "off"))
     print("%-46s %9s %8s %8s %9s %10s %20s %8s" % ("model", "median", "min", "max", "peak MB",
-                                                     "ours/this", "per-round ours/this",
-                                                     "of peak"))
+                                                   "ours/this", "per-round ours/this",
+                                                   "of peak"))
     for key, e in result["models"].items():
         ips = e["images_per_sec"]
         per_round = e.get("ratio_ours_to_this_per_round")
@@ -627,14 +641,16 @@ def main(argv):
             if per_round else "-",
             "%.1f%%" % (100 * e["fraction_of_matmul_peak"]) if "fraction_of_matmul_peak" in e
             else "-"))
-    if peak:
+    if result["matmul_gflops"]:
+        flops_per_image = 2 * result["multiply_adds_per_image"] * (
+            3 if result["mode"] == "train" else 1)
         print("matmul %dx%d %s: %.1f GFLOP/s, %.1f-%.1f over the rounds (our step: %.2f GFLOP "
-              "per image, %s)" % (FLAGS.matmul_size, FLAGS.matmul_size, FLAGS.dtype, peak / 1e9,
-                                  min(matmul_rates) / 1e9, max(matmul_rates) / 1e9,
-                                  flops_per_image / 1e9, "x3 for training"
-                                  if FLAGS.mode == "train" else "forward"))
-        if drift:
-            print("warning: " + drift)
+              "per image, %s)" % (FLAGS.matmul_size, FLAGS.matmul_size, FLAGS.dtype,
+                                  result["matmul_gflops"], result["matmul_gflops_min"],
+                                  result["matmul_gflops_max"], flops_per_image / 1e9,
+                                  "x3 for training" if FLAGS.mode == "train" else "forward"))
+        if result["drift_warning"]:
+            print("warning: " + result["drift_warning"])
     ratios = ["%s %.3f" % (key, e["memory_ratio_ours_to_this"])
               for key, e in result["models"].items() if "memory_ratio_ours_to_this" in e]
     if ratios:
@@ -646,6 +662,28 @@ def main(argv):
         p = result["input_pipeline"]
         print("input pipeline %s (training preprocessing, batch %d): %.1f images/sec, %.2fx ours"
               % (p["dataset"], FLAGS.batch_size, p["images_per_sec"], p["ratio_to_ours"]))
+
+
+def main(argv):
+    _check_flags(argv)
+    if FLAGS.xla:
+        _enable_xla()  # may restart the process
+    if FLAGS.child:
+        _child(FLAGS.child)
+        return 0
+    machine = _machine()
+    what = "ResNet-%d %s %s %s batch %d on %s%s" % (FLAGS.depth, FLAGS.mode, FLAGS.dtype,
+                                                    FLAGS.data_format, FLAGS.batch_size,
+                                                    "GPU" if machine["gpus"] else "CPU",
+                                                    ", XLA" if FLAGS.xla else "")
+    logging.info("%s; %s, %d cores, %s; TensorFlow %s, oneDNN %s", what, machine["cpu"],
+                 machine["cores"], " ".join(machine["cpu_flags"]) or "no AVX-512",
+                 machine["tensorflow"], "on" if machine["onednn"] else "off")
+    result = record(what, machine, measure())
+    if FLAGS.json:
+        print(json.dumps(result, indent=1, sort_keys=True))
+    else:
+        print_table(result)
     return 0
 
 

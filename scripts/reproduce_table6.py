@@ -121,7 +121,7 @@ def run_flags(name, flagfile, params):
         max_steps = FLAGS.max_steps
         argv.append("--max_steps=%d" % max_steps)
         argv.append("--save_checkpoints_steps=%d" % (FLAGS.save_checkpoints_steps or
-                                                    max(1, max_steps // 16)))
+                                                     max(1, max_steps // 16)))
     elif FLAGS.save_checkpoints_steps:
         argv.append("--save_checkpoints_steps=%d" % FLAGS.save_checkpoints_steps)
     return argv + list(FLAGS.extra_flag), max_steps
@@ -270,9 +270,9 @@ def write_table(results, failed):
              "Data: `%s`. Each net trained by `scripts/reproduce_table6.py` with its flagfile%s; "
              "test error of the final checkpoint with BN statistics recomputed over training "
              "batches (the paper's way)." % (os.path.abspath(FLAGS.data_dir),
-                                            " and --max_steps=%d (learning-rate boundaries "
-                                            "scaled)" % FLAGS.max_steps if FLAGS.max_steps
-                                            else ""), "",
+                                             " and --max_steps=%d (learning-rate boundaries "
+                                             "scaled)" % FLAGS.max_steps if FLAGS.max_steps
+                                             else ""), "",
              "| net | layers | params | steps | s/step | test error (%) | paper (%) |",
              "|---|---|---|---|---|---|---|"]
     for r in results:

@@ -284,7 +284,7 @@ def test_local_cluster_trains_and_the_chief_checkpoint_evaluates(cifar_dir, tmp_
 
 @pytest.mark.slow
 def test_collective_all_reduce_trains_resumes_and_the_chief_checkpoint_evaluates(cifar_dir,
-                                                                                tmp_path):
+                                                                                 tmp_path):
     model_dir = str(tmp_path / "run")
     args = _train_args(cifar_dir, model_dir, variable_update="collective_all_reduce")
     r = subprocess.run([sys.executable, LAUNCH, "--num_workers=2", "--"] + args, env=_env(),

@@ -272,7 +272,7 @@ def test_multi_scale_evaluation_equals_a_direct_computation(tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_multi_scale_at_the_training_size_is_the_single_crop_result(cifar_dir,
-                                                                            tmp_path):
+                                                                             tmp_path):
     run_dir = str(tmp_path / "run")
     os.makedirs(run_dir)
     _random_run(run_dir, seed=4)

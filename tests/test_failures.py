@@ -199,7 +199,6 @@ def test_a_bug_in_library_code_shows_its_traceback_and_a_user_error_one_line(scr
     assert error_line(r, script) == "%s: error: checkpoint x is bad" % script
 
 
-
 def test_bad_model_dirs_and_files_get_one_line(cifar_dir, tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
@@ -429,7 +428,7 @@ def test_overwrite_replaces_only_converter_output(tmp_path):
     r = run("convert_checkpoint.py", "--source=caffe", "--input=" + npz,
             "--output=" + str(mixed), "--overwrite")
     assert "holds files that are not a converted checkpoint" in error_line(r,
-                                                                          "convert_checkpoint")
+                                                                           "convert_checkpoint")
     assert (mixed / "README.md").read_text() == "notes"
     out = tmp_path / "out"
     (tmp_path / ".out.tmp-leftover").mkdir()

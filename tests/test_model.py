@@ -138,9 +138,9 @@ def _names_and_additions(model, size):
 def test_plain_nets_are_option_a_resnets_without_the_additions(depth, size):
     classes = 10 if size == 32 else 1000
     plain, plain_adds = _names_and_additions(resnet_tf1.ResNet(depth, num_classes=classes,
-                                                     shortcut="none"), size)
+                                                               shortcut="none"), size)
     residual, residual_adds = _names_and_additions(resnet_tf1.ResNet(depth, num_classes=classes,
-                                                           shortcut="A"), size)
+                                                                     shortcut="A"), size)
     # The same layers under the same names and shapes (the paper: "the same number of
     # parameters"); no shortcut addition in any unit, one per unit in the residual net.
     assert plain == residual
@@ -323,7 +323,7 @@ def test_matmul_filter_gradients_equal_tensorflows(variant):
     # 1x1 after its strided 3x3, block4's nine and its projection; paper: block4 minus the
     # strided first 1x1 and projection.
     ("bfloat16", ("avx2", "avx512f", "avx512_bf16"), {"slim": {"conv": 1 + 9 + 1},
-                                                    "paper": {"conv": 8}}),
+                                                      "paper": {"conv": 8}}),
     # bfloat16 with AMX: MatMuls for every 1x1 convolution (36 of 53, strided ones included)
     # and the 3x3 ones at 14x14 and below (slim: 5 + 3; paper: 6 + 3), no forward-conv form.
     # bfloat16 emulated on AVX2: not measured, TF's own op.
@@ -404,7 +404,7 @@ _FORMS = {
     ("float32", "bfloat16", 20, 32),
 ])
 def test_reduced_precision_filter_gradient_forms_are_exact_to_their_rounding(form, dtype, depth,
-                                                                            size, monkeypatch):
+                                                                             size, monkeypatch):
     """In a bfloat16 or float16 training graph, each weight-gradient form (ResNet-20's stride-1
     convolutions as forward convolutions; ResNet-50's 1x1 kernels, strided ones included, and its
     stride-1 3x3 ones as shifted MatMuls; every convolution, stem and strided ones included, in
@@ -565,8 +565,8 @@ def _variables(model, size):
 
 
 @pytest.mark.parametrize("depth, variant, size", [(50, "paper", 224), (50, "v1.5", 224),
-                                                   (50, "slim", 224), (18, "paper", 224),
-                                                   (20, "paper", 32)])
+                                                  (50, "slim", 224), (18, "paper", 224),
+                                                  (20, "paper", 32)])
 def test_the_plan_is_what_the_graph_builds(depth, variant, size):
     model = resnet_tf1.ResNet(depth, variant=variant)
     plan = model.plan(size)

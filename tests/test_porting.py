@@ -303,7 +303,7 @@ def test_strict_restore_lists_missing_unexpected_and_misshaped(tmp_path):
         assert "unexpected in the checkpoint (1): not_in_model" in msg
         assert "mis-shaped (2): cifar_resnet20/logits/biases: checkpoint [10] vs graph [5]" in msg
         r = restore.Restorer(str(tmp_path / "a.ckpt"), exclude_scopes=["cifar_resnet20/logits",
-                                                                        "not_in_model"])
+                                                                       "not_in_model"])
         assert "excluded" in r.summary() and len(r.excluded) == 2
         with tf1.Session() as s:
             s.run(tf1.global_variables_initializer())

@@ -126,7 +126,7 @@ def test_float16_training_end_to_end(cifar_dir, tmp_path):
 def test_loss_scale_flag_is_checked(tmp_path):
     for bad in ("0.5", "fast", "inf"):
         with pytest.raises(errors.FlagError, match="--loss_scale=%s: expected dynamic, none or a "
-                                             "finite number >= 1" % bad):
+                           "finite number >= 1" % bad):
             _params(tmp_path, "x", loss_scale=bad).validate()
     assert train_lib.loss_scale(_params(tmp_path, "x", dtype="float16", loss_scale="128")) == 128
     assert train_lib.loss_scale(_params(tmp_path, "x", dtype="bfloat16")) is None

@@ -81,7 +81,7 @@ def test_no_import_runs_up_a_floor_or_sideways():
                 continue
             if t_floor >= floor:
                 problems.append("%s (floor %d) imports %s (floor %d)" % (module, floor, target,
-                                                                       t_floor))
+                                                                         t_floor))
     assert problems == []
 
 
@@ -161,7 +161,7 @@ def test_benchmark_cli_smoke(mode):
         assert lines[-1].startswith("input pipeline cifar10 (training preprocessing, batch 8)")
         assert lines[-2].startswith("all 19 convolutions: ") and "of the matmul's rate" in lines[-2]
         assert lines[-10].startswith("per layer: each of our convolutions alone (conv + bias + "
-                                    "ReLU, and its input and weight gradients), ms per batch of 8")
+                                     "ReLU, and its input and weight gradients), ms per batch of 8")
         assert lines[-8].split()[:4] == ["cifar_resnet20/conv1", "1", "8x32x32x3", "3x3x3x16"]
         return
     r = _run("benchmark.py", *common, "--fold_bn", "--json", "--nomemory")

@@ -244,8 +244,8 @@ def test_nan_stops_cleanly_and_keeps_the_last_good_checkpoint(cifar_dir, tmp_pat
 
 def _one_step(num_gpus, images, labels):
     p = run_config.RunParams(model_dir="unused", dataset="cifar10", depth=20, batch_size=8,
-                              num_gpus=num_gpus, learning_rate=0.5, lr_boundaries=(),
-                              device="/cpu:0")
+                             num_gpus=num_gpus, learning_rate=0.5, lr_boundaries=(),
+                             device="/cpu:0")
     g = tf.Graph()
     with g.as_default():
         tf1.set_random_seed(7)
@@ -290,8 +290,8 @@ def test_a_training_step_is_sgd_on_cross_entropy_plus_weight_decay(num_gpus):
     images = rng.normal(0, 50, (8, 32, 32, 3)).astype(np.float32)
     labels = rng.randint(0, 10, 8).astype(np.int32)
     p = run_config.RunParams(model_dir="unused", dataset="cifar10", depth=8, batch_size=8,
-                              num_gpus=num_gpus, learning_rate=0.1, lr_boundaries=(),
-                              weight_decay=0.05, device="/cpu:0")
+                             num_gpus=num_gpus, learning_rate=0.1, lr_boundaries=(),
+                             weight_decay=0.05, device="/cpu:0")
     with tf.Graph().as_default():
         tf1.set_random_seed(3)
         step = tf1.train.get_or_create_global_step()
@@ -325,7 +325,7 @@ def _initial(seed):
         tf1.set_random_seed(seed)
         step = tf1.train.get_or_create_global_step()
         p = run_config.RunParams(model_dir="unused", depth=20, batch_size=8, lr_boundaries=(),
-                                  device="/cpu:0")
+                                 device="/cpu:0")
         train_lib.build_train_op(p, tf.zeros([8, 32, 32, 3]), tf.zeros([8], tf.int32), step)
         with tf1.Session() as s:
             s.run(tf1.global_variables_initializer())
@@ -396,7 +396,7 @@ def test_watch_evaluates_each_checkpoint_until_max_steps(cifar_dir, tmp_path):
     p = params(tmp_path / "run", cifar_dir, max_steps=4, save_checkpoints_steps=4)
     train_lib.train(p)
     seen = [m["global_step"] for m in eval_lib.watch(p, str(tmp_path / "run"), timeout=5,
-                                                      max_steps=4)]
+                                                     max_steps=4)]
     assert seen == [4]  # the latest checkpoint when watching starts, then stop at max_steps
     metrics = json.load(open(tmp_path / "run" / "eval" / "metrics.json"))
     assert metrics["global_step"] == 4 and metrics["num_examples"] == 100
@@ -502,7 +502,7 @@ def _cifar_arrays(cifar_dir, files):
 
 @pytest.mark.slow
 def test_running_statistics_evaluate_like_batch_statistics_after_a_short_run(cifar_dir,
-                                                                            tmp_path):
+                                                                             tmp_path):
     from resnet_tf1 import eval_lib
     # 200 steps, the rate divided by 10 for the last 50 as in the paper's schedules.
     p = params(tmp_path / "run", cifar_dir, max_steps=200, batch_size=32, learning_rate=0.05,
@@ -605,7 +605,7 @@ def test_towers_keep_their_placement_inside_the_model(monkeypatch):
     shared variables on the CPU (built only; no GPU needed)."""
     monkeypatch.setattr(run_config, "resolve_device", lambda device: device)
     p = run_config.RunParams(model_dir="unused", dataset="cifar10", depth=8, batch_size=4,
-                              num_gpus=2, lr_boundaries=())
+                             num_gpus=2, lr_boundaries=())
     g = tf.Graph()
     with g.as_default():
         step = tf1.train.get_or_create_global_step()

@@ -12,7 +12,8 @@ from resnet_tf1 import errors
 
 
 def nets():
-    """(tf_slim, tf_slim.nets.resnet_v1), or errors.MissingPackageError naming the missing package."""
+    """(tf_slim, tf_slim.nets.resnet_v1), or errors.MissingPackageError naming the missing
+    package."""
     try:
         import tf_keras  # noqa: F401
         import tf_keras.src.legacy_tf_layers as legacy
