@@ -51,14 +51,11 @@ def max_pool_ceil(x, k=3, s=2):
 
 def unit_names(blobs):
     """Per stage, the Caffe unit names ('2a', '3b1', '4b22', ...) in order, read off the blobs."""
-    found = {}
-    for name in blobs:
-        m = _UNIT.match(name)
-        if m:
-            stage, letter, number = int(m.group(1)), m.group(2), m.group(3)
-            found.setdefault(stage, []).append(((letter, int(number or 0)),
-                                                "%d%s%s" % (stage, letter, number)))
-    return [[u for _, u in sorted(found[s])] for s in sorted(found)]
+    matches = sorted((int(m.group(1)), m.group(2), int(m.group(3) or 0), m.group(3))
+                     for m in map(_UNIT.match, blobs) if m)
+    stages = sorted({stage for stage, _, _, _ in matches})
+    return [["%d%s%s" % (stage, letter, text) for s, letter, _, text in matches if s == stage]
+            for stage in stages]
 
 
 def forward(blobs, images_bgr_nhwc, units=None):
