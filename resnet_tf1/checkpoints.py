@@ -164,17 +164,20 @@ def compare(expected, found, what, ignore=lambda name: False):
     return Mismatch(missing, unexpected, misshaped)
 
 
+def _non_finite(arrays):
+    return sorted(name for name, value in arrays.items()
+                  if value.dtype.kind == "f" and not np.all(np.isfinite(value)))
+
+
 def non_finite(path):
     """Names of the float variables of the checkpoint at `path` holding NaN or Inf."""
-    return sorted(name for name, value in read_arrays(path).items()
-                  if value.dtype.kind == "f" and not np.all(np.isfinite(value)))
+    return _non_finite(read_arrays(path))
 
 
 def check_finite(prefix, arrays, what="checkpoint"):
     """CheckpointError naming the variables of `arrays` (the checkpoint at `prefix`, read) that
     hold NaN or Inf, if any."""
-    bad = sorted(name for name, value in arrays.items()
-                 if value.dtype.kind == "f" and not np.all(np.isfinite(value)))
+    bad = _non_finite(arrays)
     if bad:
         raise CheckpointError("%s %s holds NaN or Inf in %d variable(s): %s (the run that wrote "
                               "it diverged)" % (what, prefix, len(bad), listing(bad, 5)))
