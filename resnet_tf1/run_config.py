@@ -7,7 +7,6 @@ resolution and the input batches.
 """
 
 import dataclasses
-import json
 import math
 import os
 
@@ -187,14 +186,12 @@ def describe_model(kwargs):
 def model_dir_mismatch(params):
     """None when `params.model_dir` holds no run or a run of the same model; else one line that
     leads with the model difference."""
-    path = os.path.join(params.model_dir, rundir.RUN_RECORD)
-    if not os.path.exists(path):
+    if not os.path.exists(os.path.join(params.model_dir, rundir.RUN_RECORD)):
         return None
     try:
-        with open(path) as f:
-            held = json.load(f)["model"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return "%s cannot be read (%s): use a new --model_dir" % (path, e)
+        held = rundir.read_record(params.model_dir).config["model"]
+    except rundir.ModelDirError as e:
+        return "%s: use a new --model_dir" % e
     wanted = model_kwargs(params)
     diffs = [k for k in _IDENTITY if held.get(k) != wanted.get(k)]
     if not diffs:

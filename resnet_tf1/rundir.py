@@ -36,8 +36,6 @@ BN_RECOMPUTED_SUBDIR = checkpoints.BN_RECOMPUTED_SUBDIR
 EVAL_SUBDIR = "eval"
 METRICS_FILE = "metrics.json"
 
-KINDS = ("training run", "converted checkpoint")
-
 
 class ModelDirError(errors.UserError):
     """A --model_dir that is neither a converted checkpoint nor a training run, or whose record
