@@ -574,6 +574,58 @@ def test_recompute_gives_exact_population_statistics(cifar_dir, tmp_path):
     assert eval_lib.evaluate(p, str(model_dir))["checkpoint"] == recomputed_path
 
 
+def test_batch_moments_do_not_overflow_for_finite_activations():
+    """Squaring 3e19 in float32 gives Inf (tf.nn.moments on the activations themselves); the
+    scaled moments give the float64 population statistics of the same values."""
+    from resnet_tf1 import bn_stats
+    rng = np.random.RandomState(0)
+    batches = [rng.normal(5.0, 2.0, (4, 3, 3, 2)).astype(np.float32) for _ in range(3)]
+    batches[1][0, 0, 0, 0] = 3e19   # one outlier: its square is beyond float32
+    batches[2][:, :, :, 1] = 0.0    # an all-zero channel in one batch
+    with tf.Graph().as_default():
+        x = tf1.placeholder(tf.float32, [None, 3, 3, 2])
+        fetch = bn_stats.moments(x, [0, 1, 2])
+        naive = tf.nn.moments(x, [0, 1, 2])[1]
+        with tf1.Session() as s:
+            got = [s.run(fetch, {x: b}) for b in batches]
+            assert not np.isfinite(s.run(naive, {x: batches[1]})[0])  # what it replaces
+    mean, var = bn_stats.population([b[..., 0].size for b in batches], got)
+    every = np.concatenate(batches).astype(np.float64).reshape(-1, 2)
+    np.testing.assert_allclose(mean, every.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(var, every.var(0), rtol=1e-6)
+    assert np.isfinite(var).all() and var[0] < np.finfo(np.float32).max
+
+
+def test_recompute_refuses_statistics_beyond_float32_and_writes_nothing(cifar_dir, tmp_path):
+    """A finite checkpoint whose activations are ~1e30 (the first kernel scaled, as a diverging
+    run leaves it): variances ~1e60 do not fit float32, so nothing is written, and the run's own
+    checkpoint stays the one every loader uses."""
+    from resnet_tf1 import bn_stats, checkpoints
+    model_dir = tmp_path / "run"
+    p = params(model_dir, cifar_dir, max_steps=2, recompute_bn_batches=0)
+    train_lib.train(p)
+    prefix = str(model_dir / "model.ckpt-2")
+    arrays = checkpoints.read_arrays(prefix)
+    kernel = "cifar_resnet20/conv1/weights"
+    huge = tmp_path / "huge"
+    bn_stats.write(prefix, {kernel: arrays[kernel] * 1e30}, str(huge), {})
+    p.model_dir = str(huge)
+    with pytest.raises(bn_stats.BNStatsError) as e:
+        bn_stats.recompute(p, str(huge / "model.ckpt-2"), num_batches=2)
+    line = str(e.value)
+    assert "\n" not in line and "moving_variance" in line and "beyond float32" in line, line
+    assert "the run that wrote it diverged" in line, line
+    assert not (huge / "bn_recomputed").exists()
+    assert not [n for n in os.listdir(huge) if "tmp" in n or "old" in n]
+    # The same through the script: one line, exit 1, nothing written.
+    r = _cli("recompute_bn.py", "--data_dir=" + cifar_dir, "--model_dir=" + str(huge),
+             "--depth=20", "--batch_size=16", "--num_batches=2")
+    out, _ = r.communicate(timeout=300)
+    assert r.returncode == 1, out[-2000:]
+    assert out.strip().splitlines()[-1].startswith("recompute_bn: error: BN statistics of "), out
+    assert "Traceback" not in out and not (huge / "bn_recomputed").exists()
+
+
 @pytest.mark.slow
 def test_sigkill_during_recompute_leaves_the_original_usable(cifar_dir, tmp_path):
     from resnet_tf1 import checkpoints
