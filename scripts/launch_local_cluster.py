@@ -12,11 +12,16 @@ code; the parameter servers end by themselves once every worker has told them it
 
 No process is left behind: when a task fails, the others are stopped, the failing task's last
 lines are shown and the exit code is non-zero; SIGINT / SIGTERM to the launcher stop every task.
+The failure reported is the root one: a task killed by a signal before the tasks that then lost
+it. A task's own lines (its Python log and error lines) are streamed; TensorFlow's C++ runtime
+log records (`E0000 ... ring_alg.cc:291] ...` and the gRPC text under them, repeated per
+collective op when a peer dies) are counted, not shown, unless --show_runtime_logs.
 For N real machines, run the same train.py command on each with its own role (BUILD.md).
 """
 
 import collections
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -36,6 +41,14 @@ flags.DEFINE_integer("ps_exit_secs", 60, "How long the parameter servers get to 
                      "themselves after the last worker, before they are stopped.", lower_bound=1)
 flags.DEFINE_integer("tail_lines", 20, "Lines of a failing task's output shown again.",
                      lower_bound=0)
+flags.DEFINE_bool("show_runtime_logs", False, "Also stream TensorFlow's C++ runtime log records "
+                  "(oneDNN / CUDA start-up notes, gRPC and collective-op errors).")
+
+# A log record's first line: absl's and TensorFlow's C++ logging share the prefix
+# "<severity><mmdd> <hh:mm:ss.micro> <thread> <file>:<line>] " (the runtime's, before absl
+# initialises it, "E0000 00:00:<epoch seconds>.<micro>"); the file says whose it is.
+_RECORD = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ (?P<file>\S+?):\d+\] ")
+_RUNTIME_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called"
 
 _print_lock = threading.Lock()
 
@@ -67,7 +80,10 @@ class Task:
 
     def __init__(self, name, argv):
         self.name = name
-        self.tail = collections.deque(maxlen=max(FLAGS.tail_lines, 1))
+        self.tail = collections.deque(maxlen=max(FLAGS.tail_lines, 1))  # the task's own lines
+        self.runtime_tail = collections.deque(maxlen=max(FLAGS.tail_lines, 1))
+        self.runtime_lines = 0
+        self._in_runtime_record = False
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [sys.executable, TRAIN] + argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -77,10 +93,35 @@ class Task:
         self.reader = threading.Thread(target=self._stream, daemon=True)
         self.reader.start()
 
+    def is_runtime_line(self, line):
+        """Whether `line` belongs to a TensorFlow C++ runtime log record (its first line, or a
+        line under it without a record prefix of its own); the program's own lines are its
+        Python log records, its output and its `train: error:` line."""
+        match = _RECORD.match(line)
+        if match:
+            self._in_runtime_record = not match.group("file").endswith(".py")
+        elif line.startswith(_RUNTIME_NOTICE):
+            self._in_runtime_record = True
+        elif line.startswith(("train: error:", "INFO:", "WARNING:", "ERROR:", "Traceback")):
+            self._in_runtime_record = False
+        return self._in_runtime_record
+
     def _stream(self):
         for line in self.process.stdout:
-            self.tail.append(line.rstrip("\n"))
-            _say("[%s] %s" % (self.name, line.rstrip("\n")))
+            line = line.rstrip("\n")
+            if self.is_runtime_line(line):
+                self.runtime_lines += 1
+                self.runtime_tail.append(line)
+                if not FLAGS.show_runtime_logs:
+                    continue
+            else:
+                self.tail.append(line)
+            _say("[%s] %s" % (self.name, line))
+
+    def last_lines(self):
+        """The task's own last lines (its runtime's when it printed none of its own)."""
+        return list(self.tail or self.runtime_tail)[-FLAGS.tail_lines:] if FLAGS.tail_lines \
+            else []
 
     def poll(self):
         return self.process.poll()
@@ -110,6 +151,13 @@ def _stop_all(tasks, grace=10):
             t.process.wait()
     for t in tasks:
         t.finish_output()
+
+
+def _report_hidden(tasks):
+    hidden = sum(t.runtime_lines for t in tasks)
+    if hidden and not FLAGS.show_runtime_logs:
+        _say("launch_local_cluster: %d line(s) of TensorFlow runtime logs not shown "
+             "(--show_runtime_logs shows them)" % hidden)
 
 
 def _exit_description(code):
@@ -179,12 +227,20 @@ def launch(train_argv):
                 return 128 + interrupted[0]
             failed = [t for t in tasks if t.poll() not in (None, 0) and not t.stopped]
             if failed:
-                bad = failed[0]
+                # The root failure: a task killed by a signal (the others then lost it).
+                bad = min(failed, key=lambda t: (t.poll() > 0, tasks.index(t)))
                 _stop_all(tasks)
-                _say("launch_local_cluster: %s failed (%s); stopped the other tasks. Its last "
-                     "lines:" % (bad.name, _exit_description(bad.poll())))
-                for line in list(bad.tail)[-FLAGS.tail_lines:]:
+                also = ["%s (%s)" % (t.name, _exit_description(t.poll())) for t in failed
+                        if t is not bad]
+                _say("launch_local_cluster: %s failed (%s)%s; stopped the other tasks. Its last "
+                     "lines:" % (bad.name, _exit_description(bad.poll()),
+                                 "; also failed: " + ", ".join(also) if also else ""))
+                for line in bad.last_lines():
                     _say("  [%s] %s" % (bad.name, line))
+                for t in failed:
+                    if t is not bad and t.tail:
+                        _say("  [%s] %s" % (t.name, t.tail[-1]))
+                _report_hidden(tasks)
                 return bad.poll() if bad.poll() > 0 else 1
             if all(t.poll() == 0 for t in workers):
                 if all(t.poll() is not None for t in ps):
@@ -199,6 +255,7 @@ def launch(train_argv):
             time.sleep(0.2)
         for t in tasks:
             t.finish_output()
+        _report_hidden(tasks)
         _say("launch_local_cluster: every task finished; chief exit code %d"
              % workers[0].poll())
         return workers[0].poll()

@@ -337,8 +337,66 @@ def test_a_failing_task_stops_the_cluster(cifar_dir, tmp_path):
                        + _train_args(str(tmp_path / "missing"), model_dir),
                        env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, r.stdout[-3000:]
-    assert "failed (exit code 1); stopped the other tasks. Its last lines:" in r.stdout
+    assert re.search(r"worker\d failed \(exit code 1\)(; also failed: worker\d \(exit code 1\))?"
+                     r"; stopped the other tasks. Its last lines:", r.stdout), r.stdout[-3000:]
     assert "train: error:" in r.stdout.split("Its last lines:")[-1]
+    assert not _running(model_dir)
+
+
+def test_the_launcher_tells_a_tasks_own_lines_from_the_runtimes():
+    spec = importlib.util.spec_from_file_location("launch_local_cluster", LAUNCH)
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+    task = launcher.Task.__new__(launcher.Task)
+    task._in_runtime_record = False
+    lines = [  # a surviving collective worker's output (TF 2.21), in order; True: runtime
+        (True, "WARNING: All log messages before absl::InitializeLog() is called are written "
+               "to STDERR"),
+        (True, "I0000 00:00:1796300167.514999    8367 cpu_feature_guard.cc:227] This "
+               "TensorFlow binary is optimized to use available CPU instructions"),
+        (True, "To enable the following instructions: AVX2 AVX512F, in other operations"),
+        (False, "I1203 12:21:50.228434 140362287401856 train_lib.py:336] step 1280/100000  "
+                "loss 0.5698"),
+        (False, "INFO:tensorflow:Saving checkpoints for 1000 into /tmp/cl/run/model.ckpt."),
+        (True, "E0000 00:00:1796300511.470226   10012 ring_alg.cc:291] Aborting RingReduce "
+               "with UNAVAILABLE: Collective ops is aborted by: recvmsg:Connection reset"),
+        (True, "Additional GRPC error information from remote target /job:worker/replica:0/"
+               "task:1 while calling /tensorflow.WorkerService/RecvBuf:"),
+        (True, ':UNKNOWN:Error received from peer  {grpc_message:"recvmsg:Connection reset '
+               'by peer", grpc_status:14}'),
+        (False, "train: error: worker0: lost the cluster (UnavailableError: ...)"),
+    ]
+    assert [task.is_runtime_line(line) for _, line in lines] == [r for r, _ in lines]
+
+
+@pytest.mark.slow
+def test_the_launcher_reports_a_killed_collective_worker_with_its_own_last_lines(cifar_dir,
+                                                                                 tmp_path,
+                                                                                 tasks):
+    model_dir = str(tmp_path / "run")
+    env = dict(_env(), TF_CPP_MIN_LOG_LEVEL="0")  # every runtime line, as users see them
+    tasks.start("launcher", [LAUNCH, "--num_workers=2", "--tail_lines=5", "--"]
+                + _train_args(cifar_dir, model_dir, max_steps=100000, log_every_n_steps=1,
+                              variable_update="collective_all_reduce",
+                              cluster_timeout_secs=30), env=env)
+    tasks.wait_for("launcher", "step 4/100000")
+    worker1 = next(pid for pid, cmd in _running(model_dir) if "--task_index=1" in cmd)
+    os.kill(int(worker1), signal.SIGKILL)
+    assert tasks.procs["launcher"].wait(timeout=120) == 1
+    out = tasks.output("launcher")
+    head, last = out.split("Its last lines:")
+    assert "launch_local_cluster: worker1 failed (signal 9); also failed: worker0 (exit code 1); " \
+        "stopped the other tasks." in head, out[-3000:]
+    shown = [l for l in last.splitlines() if l.startswith("  [")]
+    # The killed worker's own last log lines (its progress), not the runtime's.
+    assert len(shown) >= 2 and all(l.startswith("  [worker1] ") and ".py:" in l
+                                   for l in shown[:-1]), shown
+    assert "/100000  loss" in shown[-2], shown
+    assert shown[-1].startswith("  [worker0] train: error: worker0: lost the cluster"), shown
+    assert "From /job:" not in shown[-1], shown[-1]  # the informative line, not its header
+    assert "E0000" not in out and "Additional GRPC error information" not in out
+    assert re.search(r"launch_local_cluster: \d+ line\(s\) of TensorFlow runtime logs not "
+                     r"shown", out)
     assert not _running(model_dir)
 
 
