@@ -215,8 +215,9 @@ def write(checkpoint, stats, output_dir, info):
 
 def recompute(params, checkpoint=None, num_batches=80, batch_size=None):
     """Recomputes the BN statistics of `checkpoint` (default: the latest training checkpoint in
-    `params.model_dir`) and writes `<model_dir>/bn_recomputed/`. The checkpoint is read once
-    and checked finite (`rundir.checkpoint`), as every loader does.
+    `params.model_dir`) and writes `<model_dir>/bn_recomputed/`, holding the run directory's
+    `rundir.WriterLock` (re-entrant: train.py's recompute runs under its own). The checkpoint is
+    read once and checked finite (`rundir.checkpoint`), as every loader does.
 
     Returns:
         dict(checkpoint, source, num_images, num_batches, seconds).
@@ -224,7 +225,13 @@ def recompute(params, checkpoint=None, num_batches=80, batch_size=None):
     Raises:
         checkpoints.CheckpointError: no checkpoint, unreadable, or holding NaN / Inf.
         BNStatsError: the statistics overflow (see `check`); nothing written.
+        rundir.ModelDirError: another process writes the run directory.
     """
+    with rundir.WriterLock(params.model_dir) as lock:
+        return _recompute(params, checkpoint, num_batches, batch_size, lock)
+
+
+def _recompute(params, checkpoint, num_batches, batch_size, lock):
     source = rundir.checkpoint(
         checkpoints.require(checkpoint or checkpoints.latest_training(params.model_dir)),
         "checkpoint")
@@ -238,6 +245,8 @@ def recompute(params, checkpoint=None, num_batches=80, batch_size=None):
             "preprocessing": "training split, evaluation preprocessing, file order"}
     output_dir = os.path.join(params.model_dir, rundir.BN_RECOMPUTED_SUBDIR)
     info["checkpoint"] = os.path.join(output_dir, os.path.basename(source.prefix))
+    os.makedirs(params.model_dir, exist_ok=True)
+    lock.acquire()  # a model_dir this created (--checkpoint_path elsewhere)
     write(source, stats, output_dir, info)
     logging.info("recomputed the BN statistics of %s over %d training images in %.1f s "
                  "(%.1f s per 10k images): %s", source.prefix, num_images, seconds,

@@ -195,3 +195,44 @@ def last_finite(model_dir):
         except CheckpointError:
             continue
     return None
+
+
+_SAVED_FILE = re.compile(r"^(?P<prefix>.+-\d+)\.(?:index|meta|data-(?P<shard>\d+)-of-(?P<n>\d+))$")
+
+
+def torn(model_dir):
+    """The files of the torn checkpoints in `model_dir`: saves that were interrupted and that its
+    `checkpoint` state does not list (so no run ever reads them), by their files alone.
+
+    A Saver writes a checkpoint's data shards, then its `.index`, then the `.meta`, then the
+    state. A `<prefix>-<step>` is torn when it has data shards without an `.index`, an `.index`
+    with a data shard missing or written after it (a newer save of the same step killed between
+    its data and its index: reading it gives "Checksum does not match"), or only a `.meta`.
+    Complete unlisted checkpoints are left alone. Returns sorted file names.
+    """
+    if not os.path.isdir(model_dir):
+        return []
+    state = tf.train.get_checkpoint_state(model_dir)
+    listed = {os.path.basename(p) for p in (state.all_model_checkpoint_paths if state else [])}
+    groups = collections.defaultdict(list)
+    for name in os.listdir(model_dir):
+        match = _SAVED_FILE.match(name)
+        if match and match.group("prefix") not in listed:
+            groups[match.group("prefix")].append((name, match))
+    out = []
+    for prefix, files in groups.items():
+        index = prefix + ".index"
+        shards = {m.group("shard"): name for name, m in files if m.group("shard")}
+        counts = {int(m.group("n")) for name, m in files if m.group("n")}
+        names = [name for name, _ in files]
+        if index not in names:
+            complete = False
+        elif len(counts) != 1 or len(shards) != counts.pop():
+            complete = False
+        else:
+            mtime = os.stat(os.path.join(model_dir, index)).st_mtime_ns
+            complete = all(os.stat(os.path.join(model_dir, n)).st_mtime_ns <= mtime
+                           for n in shards.values())
+        if not complete:
+            out += names
+    return sorted(out)

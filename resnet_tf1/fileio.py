@@ -77,37 +77,109 @@ def temp_dir_prefix(final_path):
     return ".%s.tmp-" % os.path.basename(os.path.abspath(final_path))
 
 
+def _ready_prefix(final_path):
+    return ".%s.new-" % os.path.basename(final_path)
+
+
+def _old_prefix(final_path):
+    return "%s.old-" % os.path.basename(final_path)
+
+
 def dir_leftover_patterns(final_path):
     """What an interrupted `atomic_dir(final_path)` can leave beside it: its temporary directory
-    and the previous version set aside during the swap."""
-    return [temp_dir_prefix(final_path) + "*", os.path.basename(final_path) + ".old-*"]
+    (being filled), the complete new version waiting to be swapped in, and the previous version
+    set aside during the swap."""
+    return [temp_dir_prefix(final_path) + "*", _ready_prefix(final_path) + "*",
+            _old_prefix(final_path) + "*"]
+
+
+def _swap(new, final_path):
+    """Renames the complete directory `new` onto `final_path`; an existing one is set aside
+    (`<final>.old-<pid>`) and removed only once the new one is in place."""
+    old = None
+    try:
+        if os.path.exists(final_path):
+            old = "%s%d" % (os.path.join(os.path.dirname(final_path), _old_prefix(final_path)),
+                            os.getpid())
+            os.rename(final_path, old)
+        os.rename(new, final_path)
+    except OSError as e:
+        if old and not os.path.exists(final_path) and os.path.exists(old):
+            os.rename(old, final_path)
+        raise errors.FileError("cannot write %s: %s" % (final_path, e.strerror or e))
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _newest(directory, prefix):
+    """The path of the newest (by modification time) entry of `directory` named `prefix*`."""
+    paths = [os.path.join(directory, n) for n in os.listdir(directory) if n.startswith(prefix)]
+    paths = [p for p in paths if os.path.isdir(p) and not os.path.islink(p)]
+    return max(paths, key=lambda p: (os.stat(p).st_mtime_ns, p)) if paths else None
+
+
+def recover_dir(final_path, what):
+    """Finishes an interrupted `atomic_dir(final_path)`, then removes what it left.
+
+    An interrupted swap leaves complete copies beside `final_path`: the new version (renamed to
+    `.<final>.new-<pid>` only once complete) and, when killed between the two renames of the
+    swap, the previous version set aside as `<final>.old-<pid>` with no `final_path` at all.
+    The newest complete new version is renamed onto `final_path` (the interrupted write
+    completes); with none, a missing `final_path` gets its previous version back. Only then are
+    the rest (partial temporary directories, superseded copies) removed. Each step is logged.
+
+    Returns:
+        The names removed, sorted.
+    """
+    final_path = os.path.abspath(final_path)
+    parent = os.path.dirname(final_path)
+    if not os.path.isdir(parent):
+        return []
+    try:
+        ready = _newest(parent, _ready_prefix(final_path))
+        old = _newest(parent, _old_prefix(final_path))
+        if ready:
+            _swap(ready, final_path)
+            logging.info("completed an interrupted %s: %s is now %s", what,
+                         os.path.basename(ready), final_path)
+        elif old and not os.path.exists(final_path):
+            os.rename(old, final_path)
+            logging.info("restored %s from %s (an interrupted %s had set it aside)", final_path,
+                         os.path.basename(old), what)
+        removed = remove_leftovers(parent, dir_leftover_patterns(final_path))
+    except OSError as e:
+        raise errors.FileError("cannot recover %s after an interrupted %s: %s"
+                               % (final_path, what, e.strerror or e))
+    if removed:
+        logging.info("removed %d leftover(s) of an interrupted %s: %s", len(removed), what,
+                     ", ".join(removed))
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_dir(final_path, what):
     """Writes a directory atomically: yields a fresh temporary directory beside `final_path` to
-    fill, then renames it onto `final_path` (an existing one is set aside and removed only
-    after the new one is in place). On an error nothing changes at `final_path` and the
-    temporary directory is removed; leftovers of an interrupted earlier `what` are removed
-    first, and logged."""
+    fill; once filled it is renamed to a "complete" name, then swapped onto `final_path` (an
+    existing one is set aside and removed only after the new one is in place). On an error
+    nothing changes at `final_path` and the temporary directory is removed. An interrupted
+    earlier `what` is first finished or undone by `recover_dir`: whenever the process is
+    killed, the next start finds at `final_path` the old or the new version, complete."""
     final_path = os.path.abspath(final_path)
-    removed = remove_leftovers(os.path.dirname(final_path), dir_leftover_patterns(final_path))
-    if removed:
-        logging.info("removed %d leftover(s) of an interrupted %s: %s", len(removed), what,
-                     ", ".join(removed))
+    recover_dir(final_path, what)
     tmp = make_temp_dir(final_path)
     try:
         yield tmp
-        old = None
+        ready = "%s%d" % (os.path.join(os.path.dirname(final_path), _ready_prefix(final_path)),
+                          os.getpid())
         try:
-            if os.path.exists(final_path):
-                old = "%s.old-%d" % (final_path, os.getpid())
-                os.rename(final_path, old)
-            os.rename(tmp, final_path)
+            os.rename(tmp, ready)
         except OSError as e:
             raise errors.FileError("cannot write %s: %s" % (final_path, e.strerror or e))
-        if old:
-            shutil.rmtree(old)
+        try:
+            _swap(ready, final_path)
+        finally:
+            if os.path.exists(ready):  # the swap failed: this write did not happen
+                shutil.rmtree(ready, ignore_errors=True)
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
@@ -160,12 +232,13 @@ def remove_leftovers(directory, patterns):
 
 # What TensorFlow wraps around a graph op's error message: never the informative line.
 _BOILERPLATE = ("Graph execution error", "Detected at node", "Node:", 'File "', "[[", "Hint:",
-                "Original stack trace", "Additional GRPC error information")
+                "Original stack trace", "Additional GRPC error information", "From /job:")
 
 
 def error_line(error):
     """The one informative line of an exception's message (TensorFlow's "Graph execution
-    error:", "Detected at node" and stack-frame lines skipped), or its type name."""
+    error:", "Detected at node", "From /job:...:" and stack-frame lines skipped), or its type
+    name."""
     text = getattr(error, "message", None) or str(error)
     for line in text.strip().splitlines():
         line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", line.strip())

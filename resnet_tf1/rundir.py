@@ -18,13 +18,24 @@ Both records hold `{"model": ResNet keyword arguments, "preprocessing": a data.p
 record, "labels": a data.labels record}`. Everything that reads a model directory goes through
 `read_record` for the record and `checkpoint` for its weights: one resolution of the path, one
 read of the checkpoint, one finiteness check.
+
+One writer per run: train.py (a cluster's chief) and recompute_bn.py hold `WriterLock` on the run
+directory for as long as they may write in it; readers (evaluate.py --watch, predict.py,
+export.py) take no lock, and only ever see whole files (every write is atomic).
 """
 
 import collections
 import json
 import os
 
+from absl import logging
+
 from resnet_tf1 import checkpoints, errors, fileio
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: runs are not locked
+    fcntl = None
 
 RUN_RECORD = "model_config.json"
 CONVERTED_RECORD = "config.json"
@@ -40,6 +51,104 @@ METRICS_FILE = "metrics.json"
 class ModelDirError(errors.UserError):
     """A --model_dir that is neither a converted checkpoint nor a training run, or whose record
     cannot be read; the message names the directory or the file."""
+
+
+class WriterLock:
+    """An exclusive OS advisory lock (flock) on a run directory itself, held by its one writer.
+
+    Locking the directory (not a file in it) writes nothing: a run that is refused leaves the
+    directory byte-identical. The kernel releases the lock when the holder's process ends, so a
+    SIGKILLed writer never leaves a stale lock. Within one process the lock is re-entrant
+    (train.py's BN recompute runs under the training run's lock).
+
+    `acquire()` locks the directory if it exists (a new run calls it again once it has created
+    it) and raises ModelDirError, naming the holder's PID and command line, when another process
+    holds it. Where the file system cannot lock (some network file systems) the run goes on
+    unlocked, with one warning. Use as a context manager: `with WriterLock(dir) as lock:`.
+    """
+
+    _held = {}  # (st_dev, st_ino) -> [fd, count]: this process's locks
+
+    def __init__(self, model_dir, flag="--model_dir"):
+        self.model_dir = model_dir
+        self.flag = flag
+        self._key = None
+
+    def acquire(self):
+        if self._key is not None or fcntl is None or "://" in self.model_dir:
+            return self
+        if not os.path.isdir(self.model_dir):
+            return self
+        fd = os.open(self.model_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        if key in self._held:
+            os.close(fd)
+            self._held[key][1] += 1
+            self._key = key
+            return self
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ModelDirError(
+                "%s=%s is in use by another writer (%s holds its lock): one run writes a run "
+                "directory at a time; wait for it to end or stop it (a killed writer's lock is "
+                "released with it)" % (self.flag, self.model_dir, _lock_holder(st)))
+        except OSError as e:
+            os.close(fd)
+            logging.warning("cannot lock %s=%s (%s): a second writer would not be detected",
+                            self.flag, self.model_dir, e.strerror or e)
+            return self
+        self._held[key] = [fd, 1]
+        self._key = key
+        return self
+
+    def release(self):
+        if self._key is None:
+            return
+        held = self._held[self._key]
+        held[1] -= 1
+        if not held[1]:
+            del self._held[self._key]
+            os.close(held[0])  # closing the last descriptor releases the flock
+        self._key = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _lock_holder(st):
+    """"PID 1234 (python scripts/train.py ...)" for the process holding a flock on the file of
+    stat result `st`, from /proc/locks (Linux); "another process" where that cannot be told."""
+    try:
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return "another process"
+    for line in lines:
+        fields = line.split()
+        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            if int(inode) != st.st_ino or (int(major, 16), int(minor, 16)) != (
+                    os.major(st.st_dev), os.minor(st.st_dev)):
+                continue
+            pid = int(fields[4])
+        except ValueError:
+            continue
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                command = " ".join(f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+                                   .split())
+        except OSError:
+            command = ""
+        return "PID %d%s" % (pid, " (%s)" % command[:120] if command else "")
+    return "another process"
 
 
 # A model directory's record: its kind, the file it was read from, and the parsed JSON.

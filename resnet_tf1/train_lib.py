@@ -38,10 +38,13 @@ class DivergedError(TrainError):
     """Variables (weights, optimizer slots, BN statistics) became NaN or Inf; not saved."""
 
 
-# What an interrupted run leaves in model_dir: TF's checkpoint temporaries, the graph file's,
-# this package's atomic-write temporaries and an interrupted BN recompute.
-LEFTOVERS = ("*.tempstate*", "graph.pbtxt.tmp*", fileio.TEMP_FILE_PATTERN,
-             *fileio.dir_leftover_patterns(rundir.BN_RECOMPUTED_SUBDIR))
+# What an interrupted run leaves in model_dir: TF's checkpoint data temporaries
+# ("<prefix>.data-*.tempstate<n>"), its atomic-write temporaries ("checkpoint.tmp<32 hex>",
+# "model.ckpt-N.meta.tmp<32 hex>", "graph.pbtxt.tmp<hex>") and this package's ("<file>.tmp-<pid>").
+# Torn checkpoints (`checkpoints.torn`) and an interrupted BN recompute (`fileio.recover_dir`) are
+# found by their structure.
+LEFTOVERS = ("*.tempstate*", "*.tmp" + "[0-9a-f]" * 32, "graph.pbtxt.tmp*",
+             fileio.TEMP_FILE_PATTERN)
 
 
 def learning_rate_schedule(params, global_step):
@@ -406,30 +409,44 @@ def _checkpoint_step(path):
         return 0
 
 
-def _prepare_model_dir(params):
-    """Checks a resumed run before anything is written, and removes an interrupted run's
-    leftovers. Raises errors.FlagError / CheckpointError with one line."""
+def _check_resume(params):
+    """Checks model_dir for the run (read-only: a run refused here changes nothing): no run of
+    another model in it, a readable, finite latest checkpoint. Returns that checkpoint or None.
+    Raises errors.FlagError / CheckpointError with one line."""
     run_config.check_model_dir(params)
     latest = tf.train.latest_checkpoint(params.model_dir)
     if latest:
         rundir.checkpoint(latest, "the latest checkpoint of --model_dir:")
+    return latest
+
+
+def _prepare_model_dir(params, lock):
+    """Creates model_dir (if new) and takes its lock, then finishes or removes what an
+    interrupted run left: TF's and this package's temporaries, torn checkpoints, an
+    interrupted BN recompute. Only called once everything the run can be refused for has been
+    checked."""
     try:
         tf.io.gfile.makedirs(params.model_dir)
+        lock.acquire()
         fileio.write_bytes(os.path.join(params.model_dir, ".write_test"), b"")
         tf.io.gfile.remove(os.path.join(params.model_dir, ".write_test"))
     except (OSError, tf.errors.OpError) as e:
         raise TrainError("--model_dir=%s is not a writable directory: %s"
                          % (params.model_dir, fileio.error_line(e)))
-    removed = fileio.remove_leftovers(params.model_dir, LEFTOVERS)
+    fileio.recover_dir(os.path.join(params.model_dir, rundir.BN_RECOMPUTED_SUBDIR),
+                       "BN recompute")
+    torn = checkpoints.torn(params.model_dir)
+    for name in torn:
+        os.remove(os.path.join(params.model_dir, name))
+    removed = sorted(fileio.remove_leftovers(params.model_dir, LEFTOVERS) + torn)
     if removed:
         logging.info("removed %d leftover(s) of an interrupted run from %s: %s", len(removed),
                      params.model_dir, ", ".join(removed))
-    return latest
 
 
-def _write_model_config(params):
-    """The run's record (`rundir`): the model, and the preprocessing and labels that predict
-    and export use (CIFAR-10: the per-pixel mean image saved beside it, the data set's names)."""
+def _model_record(params):
+    """What `_write_start` records (read from the data set, so refused before any write):
+    (model kwargs, preprocessing, labels, {file name: bytes})."""
     preprocessing, labels, arrays = data_lib.inference_record(
         params.dataset, params.data_dir, params.num_classes(), params.holdout_validation)
     files = {}
@@ -437,8 +454,16 @@ def _write_model_config(params):
         buffer = io.BytesIO()
         np.save(buffer, array)
         files[name] = buffer.getvalue()
-    rundir.write_run_record(params.model_dir, run_config.model_kwargs(params), preprocessing,
-                            labels, files)
+    return run_config.model_kwargs(params), preprocessing, labels, files
+
+
+def _write_start(params, flags_text, record):
+    """The chief's first writes, once the run is accepted: flags.txt and the run's record
+    (`rundir`: the model, the preprocessing and labels that predict and export use; CIFAR-10 the
+    per-pixel mean image beside it)."""
+    if flags_text is not None:
+        fileio.write_text(rundir.flags_path(params.model_dir), flags_text)
+    rundir.write_run_record(params.model_dir, *record)
 
 
 def _session(params, scaffold, hooks, job, server):
@@ -473,8 +498,10 @@ def _closing(sess, job):
 def train(params, flags_text=None, job=None):
     """Trains until `params.max_steps`, resuming from `model_dir` when it holds a checkpoint.
 
-    `flags_text` (a flagfile reproducing the run) is written to `<model_dir>/flags.txt` once the
-    model_dir is checked: a run that is refused leaves the record of the run it holds as it was.
+    The chief holds the run directory's `rundir.WriterLock` throughout (a second writer is
+    refused in one line naming the holder), and writes nothing until everything the run can be
+    refused for is checked: a refused run leaves model_dir byte-identical (or absent, if new).
+    `flags_text` (a flagfile reproducing the run) is then written to `<model_dir>/flags.txt`.
     Then, unless `params.recompute_bn_batches` is 0, recomputes the BN statistics of the final
     checkpoint over that many training batches into `<model_dir>/bn_recomputed/` (the paper's
     post-training statistics; see `bn_stats`).
@@ -500,7 +527,18 @@ def train(params, flags_text=None, job=None):
     """
     params.validate()
     chief = job is None or job.is_chief
-    resumed = _start(params, flags_text, job)
+    with rundir.WriterLock(params.model_dir) if chief else contextlib.nullcontext() as lock:
+        if chief:
+            lock.acquire()  # an existing directory: before anything in it is read
+        return _train(params, flags_text, job, lock)
+
+
+def _train(params, flags_text, job, lock):
+    """`train`, for the chief under the run directory's `rundir.WriterLock` (`lock`). Nothing
+    is written until the graph is built: everything a run can be refused for (flags, model_dir,
+    checkpoints, data) is checked first, and a refused run leaves model_dir as it was."""
+    chief = job is None or job.is_chief
+    resumed = _check_resume(params) if chief else _worker_resume(params, job)
     graph = tf.Graph()
     server = None
     if job is not None:
@@ -511,7 +549,9 @@ def train(params, flags_text=None, job=None):
     with graph.as_default(), (job.scope() if job else contextlib.nullcontext()):
         step = _TrainingGraph(params, job, resumed)
         if chief:
-            _write_model_config(params)
+            record = _model_record(params)
+            _prepare_model_dir(params, lock)
+            _write_start(params, flags_text, record)
         try:
             with _closing(_session(params, step.scaffold, step.hooks, job, server), job) as sess:
                 if resumed or job is not None:
@@ -549,18 +589,12 @@ def _running(op):
     return lambda step_context: step_context.session.run(op)
 
 
-def _start(params, flags_text, job):
-    """Checks model_dir before anything is written (the chief then writes flags.txt); returns
-    the checkpoint this process resumes from, or None."""
-    if job is None or job.is_chief:
-        resumed = _prepare_model_dir(params)
-        if flags_text is not None:
-            fileio.write_text(rundir.flags_path(params.model_dir), flags_text)
-        return resumed
+def _worker_resume(params, job):
+    """A worker that is not the chief: the checkpoint it resumes from (collective all-reduce:
+    every worker initialises from the chief's broadcast or restores its own copy, from the
+    model_dir it shares with the chief), or None."""
     run_config.check_model_dir(params)
     if job.collective:
-        # Every worker of a collective job initialises or restores its own copy (the initial
-        # values are broadcast from the chief); model_dir must be shared with it.
         return tf.train.latest_checkpoint(params.model_dir)
     return None
 
