@@ -10,8 +10,8 @@ After a conv x = W * z (+ b) it folds into the conv:
 `fold(arrays, epsilon)` does this on a checkpoint's arrays by name (`<conv>/weights`,
 `<conv>/biases`, `<conv>/BatchNorm/{gamma,beta,moving_mean,moving_variance}`), in float64, and
 returns the arrays of the graph `ResNet(...)(images, fold_batch_norm=True)` builds. epsilon is
-raised to 1.001e-5 as `tf.nn.fused_batch_norm` does, so the folded graph computes what the
-unfolded one does.
+the model's own, exactly (the unfolded inference graph normalises with it too, below
+`tf.nn.fused_batch_norm`'s floor included: see `model.ResNet`'s bn_epsilon).
 """
 
 import numpy as np
@@ -19,8 +19,6 @@ import numpy as np
 from resnet_tf1 import checkpoints
 from resnet_tf1 import model as model_lib
 
-# tf.compat.v1.nn.fused_batch_norm's floor for epsilon (cuDNN's CUDNN_BN_MIN_EPSILON).
-FUSED_MIN_EPSILON = 1.001e-5
 _BN = "/%s/" % model_lib.BN_SCOPE
 _BN_PARTS = model_lib.BN_PARAMETERS
 
@@ -32,7 +30,7 @@ def fold(arrays, epsilon):
         checkpoints.CheckpointError: a BN layer without its conv weights or one of its four
             tensors (naming it).
     """
-    epsilon = max(float(epsilon), FUSED_MIN_EPSILON)
+    epsilon = float(epsilon)
     out = {}
     scopes = sorted({n.split(_BN)[0] for n in arrays if _BN in n})
     for name, value in arrays.items():

@@ -38,6 +38,9 @@ BNLayer = collections.namedtuple("BNLayer", ["scope", "inputs", "moving_mean",
 # fold and the statistics recompute read.
 BN_SCOPE = "BatchNorm"
 BN_PARAMETERS = ("gamma", "beta", "moving_mean", "moving_variance")
+# tf.compat.v1.nn.fused_batch_norm's floor for epsilon (cuDNN's CUDNN_BN_MIN_EPSILON, 1e-5, with
+# margin for float32 rounding).
+FUSED_MIN_EPSILON = 1.001e-5
 
 # One row of an architecture table: a stage of `num_units` residual units whose convolutions are
 # `base_depth` wide (bottleneck units output 4 * base_depth channels). `stride` is the stage's
@@ -148,9 +151,13 @@ class ResNet:
             nets of the paper, and the CIFAR ResNet-18 of seed article 002 when combined with an
             ImageNet depth). None follows the architecture.
         conv_bias: give every conv a bias (Keras' ResNet50 weights carry them).
-        bn_epsilon: BN epsilon: 1e-5 (Caffe, slim, official), 1.001e-5 (Keras now), 1e-3 (Keras
-            2016). `tf.nn.fused_batch_norm` raises anything below 1.001e-5 to 1.001e-5, as TF-slim
-            does; the difference is below float32 resolution for real BN variances.
+        bn_epsilon: BN epsilon: 1e-5 (Caffe, slim, official, torchvision), 1.001e-5 (Keras now),
+            1e-3 (Keras 2016). Inference normalises with exactly this epsilon, as the source
+            network does: `tf.nn.fused_batch_norm` raises anything below 1.001e-5 (cuDNN's
+            minimum, with float32 margin) to 1.001e-5, so the inference graph adds
+            epsilon - 1.001e-5 to the moving variance it passes (`FUSED_MIN_EPSILON`); that
+            matters where a channel's variance is of the order of epsilon. Training normalises
+            with the batch's own variance + max(epsilon, 1.001e-5).
         bn_decay: moving-average decay of the BN statistics (0.997 slim/official, 0.99 Keras,
             0.9 Torch). The running estimate has no pull toward its initial 0 / 1: the k-th
             update averages with weight max(1 - bn_decay, 1 / k), a cumulative average while
@@ -564,9 +571,13 @@ class ResNet:
                                              trainable=False)
             inputs = net
             if not self._is_training:
+                variance = moving_variance
+                if self.bn_epsilon < FUSED_MIN_EPSILON:  # the op's floor: normalise with ours
+                    variance = moving_variance + (self.bn_epsilon - FUSED_MIN_EPSILON)
                 net, _, _ = tf1.nn.fused_batch_norm(
-                    net, gamma, beta, mean=moving_mean, variance=moving_variance,
-                    epsilon=self.bn_epsilon, data_format=self.data_format, is_training=False)
+                    net, gamma, beta, mean=moving_mean, variance=variance,
+                    epsilon=max(self.bn_epsilon, FUSED_MIN_EPSILON), data_format=self.data_format,
+                    is_training=False)
                 self.bn_layers.append(BNLayer(tf1.get_variable_scope().name, inputs, moving_mean,
                                               moving_variance, net, kernel))
                 return net
