@@ -6,6 +6,10 @@ commit message) with:
     RESNET_TF1_REGEN_GOLDEN=1 python -m pytest tests/test_graph_regression.py
 
 Without that switch a golden file is only ever read.
+
+Everything here compares with numbers this project recorded itself: it guards against change, not
+against being wrong. The independent references (the sources' own networks, numpy passes written
+from the paper and from Caffe, closed forms) are in test_porting.py and test_references.py.
 """
 
 import ast
