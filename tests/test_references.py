@@ -283,8 +283,8 @@ def test_folding_is_the_float64_closed_form_where_epsilon_matters(epsilon):
     arrays = {n: a.astype(np.float32) for n, a in arrays.items()}
     folded = fold_bn.fold(arrays, epsilon)
     a = {n: v.astype(np.float64) for n, v in arrays.items()}
-    scale = a["net/conv/BatchNorm/gamma"] / np.sqrt(a["net/conv/BatchNorm/moving_variance"] +
-                                                     epsilon)
+    variance = a["net/conv/BatchNorm/moving_variance"]
+    scale = a["net/conv/BatchNorm/gamma"] / np.sqrt(variance + epsilon)
     np.testing.assert_allclose(folded["net/conv/weights"], a["net/conv/weights"] * scale,
                                rtol=1.2e-7)
     np.testing.assert_allclose(
@@ -309,7 +309,9 @@ def numpy_cifar_resnet(arrays, scope, n, images, epsilon):
                       for p in ("gamma", "beta", "moving_mean", "moving_variance"))
         return g * (x - m) / np.sqrt(v + epsilon) + b
 
-    relu = lambda t: np.maximum(t, 0)  # noqa: E731
+    def relu(t):
+        return np.maximum(t, 0)
+
     x = np.asarray(images, np.float64).transpose(0, 3, 1, 2)
     x = relu(bn(conv(x, scope + "/conv1", 1), scope + "/conv1"))
     for stage in range(3):
