@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from resnet_tf1 import checkpoints, run_config, train_lib
+from resnet_tf1 import bn_stats, checkpoints, eval_lib, run_config, rundir, serving, train_lib
+from resnet_tf1 import export as export_lib
+from resnet_tf1.porting import convert as convert_lib
 from resnet_tf1.data import cifar10
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,9 +131,12 @@ def test_numeric_flags_out_of_range_are_rejected_before_anything_is_written(cifa
 @pytest.mark.slow
 def test_resuming_with_another_model_changes_nothing(cifar_dir, tmp_path):
     model_dir = tmp_path / "run"
-    ok = run("train.py", *train_args(cifar_dir, model_dir, "--max_steps=2",
-                                     "--save_checkpoints_steps=2"))
-    assert ok.returncode == 0, ok.stderr[-3000:]
+    flags_text = "".join(a + "\n" for a in train_args(cifar_dir, model_dir, "--max_steps=2",
+                                                       "--save_checkpoints_steps=2"))
+    train_lib.train(run_config.RunParams(
+        model_dir=str(model_dir), dataset="cifar10", data_dir=cifar_dir, depth=20, batch_size=8,
+        max_steps=2, save_checkpoints_steps=2, lr_boundaries=(), recompute_bn_batches=0),
+        flags_text=flags_text)
     before = snapshot(model_dir)
     r = run("train.py", *train_args(cifar_dir, model_dir, "--max_steps=4", "--depth=32"))
     line = error_line(r, "train")
@@ -400,8 +405,9 @@ def test_leftovers_of_an_interrupted_run_are_removed(cifar_dir, tmp_path):
     older than its data). The next run removes them and says so; a complete unlisted checkpoint
     and the user's own files stay."""
     model_dir = tmp_path / "run"
-    r = run("train.py", *train_args(cifar_dir, model_dir, "--max_steps=1"))
-    assert r.returncode == 0, r.stderr[-3000:]
+    train_lib.train(run_config.RunParams(
+        model_dir=str(model_dir), dataset="cifar10", data_dir=cifar_dir, depth=20, batch_size=8,
+        max_steps=1, lr_boundaries=(), recompute_bn_batches=0))
     data, index = "model.ckpt-1.data-00000-of-00001", "model.ckpt-1.index"
     hexname = "0123456789abcdef" * 2
     files = {"model.ckpt-5.data-00000-of-00001.tempstate123456": "half",
@@ -472,8 +478,14 @@ def test_a_replace_killed_between_its_renames_is_completed_by_the_next_start(
                     "--batch_size=8", "--num_batches=1"]
             what, check = ("BN recompute",
                            lambda: checkpoints.read_shapes(str(final / "model.ckpt-1")))
-    first = run(tool + ".py", *args)
-    assert first.returncode == 0, first.stderr[-3000:]
+    if tool == "convert_checkpoint":  # the first output, in-process (the tool's own code)
+        convert_lib.convert("caffe", npz, str(final))
+    elif tool == "export":
+        export_lib.export(serving.load(str(model_dir)), str(final), "frozen_graph")
+    else:
+        bn_stats.recompute(run_config.RunParams(
+            model_dir=str(model_dir), dataset="cifar10", data_dir=cifar_dir, depth=20,
+            batch_size=8, lr_boundaries=()), num_batches=1)
     killed = _killed_at_rename(".new-", tool + ".py", *args)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     beside = sorted(n for n in os.listdir(final.parent) if final.name in n and n != final.name)
@@ -490,8 +502,9 @@ def test_a_replace_killed_between_its_renames_is_completed_by_the_next_start(
 
 def test_a_refused_run_leaves_model_dir_byte_identical_or_absent(cifar_dir, tmp_path):
     model_dir = tmp_path / "run"
-    r = run("train.py", *train_args(cifar_dir, model_dir, "--max_steps=1"))
-    assert r.returncode == 0, r.stderr[-3000:]
+    train_lib.train(run_config.RunParams(
+        model_dir=str(model_dir), dataset="cifar10", data_dir=cifar_dir, depth=20, batch_size=8,
+        max_steps=1, lr_boundaries=(), recompute_bn_batches=0), flags_text="--depth=20\n")
     before = snapshot(model_dir)
     # The fixture's 300 training records cannot hold the paper's 5,000-image validation split:
     # found while the graph is built, before flags.txt or anything else is written.
@@ -536,13 +549,15 @@ def test_a_second_writer_is_refused_and_a_killed_holder_does_not_block(cifar_dir
         assert ("--model_dir=%s is in use by another writer (PID %d (" % (model_dir, holder.pid)
                 in line), line
         _wait_for_step(holder, model_dir)
-        r = run("recompute_bn.py", "--data_dir=" + cifar_dir, "--model_dir=" + str(model_dir),
-                "--depth=20", "--batch_size=8", "--num_batches=1")
-        assert "is in use by another writer (PID %d" % holder.pid in error_line(r, "recompute_bn")
+        params = run_config.RunParams(model_dir=str(model_dir), dataset="cifar10",
+                                      data_dir=cifar_dir, depth=20, batch_size=8,
+                                      lr_boundaries=())
+        with pytest.raises(rundir.ModelDirError, match="is in use by another writer \\(PID %d "
+                           % holder.pid):
+            bn_stats.recompute(params, num_batches=1)  # what recompute_bn.py runs
         assert not (model_dir / "bn_recomputed").exists()
-        r = run("evaluate.py", "--dataset=cifar10", "--data_dir=" + cifar_dir, "--depth=20",
-                "--model_dir=" + str(model_dir), "--batch_size=8")
-        assert r.returncode == 0, r.stderr[-3000:]  # readers take no lock
+        # Readers take no lock: the running job's latest checkpoint evaluates.
+        assert eval_lib.evaluate(params, str(model_dir))["top_1_accuracy"] >= 0
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     finally:
