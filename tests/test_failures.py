@@ -131,8 +131,8 @@ def test_numeric_flags_out_of_range_are_rejected_before_anything_is_written(cifa
 @pytest.mark.slow
 def test_resuming_with_another_model_changes_nothing(cifar_dir, tmp_path):
     model_dir = tmp_path / "run"
-    flags_text = "".join(a + "\n" for a in train_args(cifar_dir, model_dir, "--max_steps=2",
-                                                       "--save_checkpoints_steps=2"))
+    args = train_args(cifar_dir, model_dir, "--max_steps=2", "--save_checkpoints_steps=2")
+    flags_text = "".join(a + "\n" for a in args)
     train_lib.train(run_config.RunParams(
         model_dir=str(model_dir), dataset="cifar10", data_dir=cifar_dir, depth=20, batch_size=8,
         max_steps=2, save_checkpoints_steps=2, lr_boundaries=(), recompute_bn_batches=0),
