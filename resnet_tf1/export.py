@@ -65,6 +65,7 @@ def _io_record(tensor):
 
 
 def _check_export_dir(export_dir, overwrite):
+    fileio.recover_dir(export_dir, "export")  # an interrupted export first: see what is there
     problem = fileio.output_dir_problem(
         export_dir, "--export_dir", lambda d: os.path.exists(os.path.join(d, EXPORT_RECORD)),
         "an export", "no %s" % EXPORT_RECORD, "an earlier export", overwrite)

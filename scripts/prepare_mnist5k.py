@@ -93,6 +93,7 @@ def convert(csv_path, output_dir, overwrite=False, sha256=SHA256):
     """Writes `<output_dir>/cifar-10-batches-bin/` atomically; returns (its path, number of
     training images, number of test images). PrepareError (one line) on bad input."""
     final = os.path.join(output_dir, cifar10.SUBDIR)
+    fileio.recover_dir(final, "prepare_mnist5k")  # an interrupted run first: see what is there
     problem = fileio.output_dir_problem(
         final, "--output_dir", lambda p: os.path.exists(os.path.join(p, SOURCE_FILE)),
         "this script's MNIST-5k", "no %s" % SOURCE_FILE, "this script's output", overwrite)

@@ -64,7 +64,10 @@ def is_converter_output(directory):
 
 def _check_output(output_dir, overwrite):
     """PortError unless `output_dir` may be written: absent, an empty directory, or (with
-    overwrite) a directory this converter wrote. Anything else is never deleted."""
+    overwrite) a directory this converter wrote. Anything else is never deleted. An
+    interrupted earlier conversion into it is completed first (`fileio.recover_dir`), so the
+    check sees what is really there."""
+    fileio.recover_dir(output_dir, "conversion")
     problem = fileio.output_dir_problem(
         output_dir, "--output", is_converter_output, "a converted checkpoint",
         "no config.json with a 'source' entry", "converter output", overwrite)
