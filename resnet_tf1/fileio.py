@@ -4,8 +4,9 @@ Near the bottom of the house (it imports only `errors` of this package), so the 
 checkpoint layer, training, evaluation and the scripts all write files one way. A reader never sees
 a half-written file, and a run killed mid-write leaves the previous file (or none) in place.
 `atomic_dir` does the same for whole directories (converted checkpoints, exports, recomputed BN
-statistics), and `output_dir_problem` is the one rule for which existing directory a tool may
-replace. `error_line` is the one way an error (a full disk, a damaged file) is shown in one line.
+statistics); `recover_dir` completes (or undoes) a swap a kill interrupted, before anything else
+looks at the directory; `output_dir_problem` is the one rule for which existing directory a tool
+may replace. `error_line` is the one way an error (a full disk, a damaged file) is shown in one line.
 """
 
 import contextlib
