@@ -52,8 +52,7 @@ class BNStatsError(errors.UserError):
 def _training_images(params, batch_size, skips=None):
     """Training images with the evaluation preprocessing, in file order, one pass."""
     ds, _ = data_lib.make_dataset(params.dataset, params.data_dir, "train", batch_size,
-                                  training=False, num_classes=params.num_classes(),
-                                  holdout=params.holdout_validation, skips=skips)
+                                  training=False, skips=skips, **params.data_options())
     with tf.device("/cpu:0"):
         return tf1.data.make_one_shot_iterator(ds).get_next()
 
@@ -72,15 +71,18 @@ def moments(x, axes):
 
 
 def batch_moments_graph(params, images):
-    """Builds the model in batch-statistics mode on `images`.
+    """Builds the model in batch-statistics mode on `images`: the BN layers that trained
+    (under --trainable_scopes, when set; the others keep their loaded statistics and run in
+    inference mode, as in training).
 
     Returns:
         A list of (BNLayer, (mean [C], variance [C], scale [C]) of `moments`, count) in layer
-        order; the moments are biased (population) moments of the layer's input over the batch.
+        order, for the layers that trained; the moments are biased (population) moments of the
+        layer's input over the batch.
     """
     model = run_config.build_model(params)
-    model(images, is_training=True)
-    layers = model.bn_layers
+    model(images, is_training=True, bn_training_scopes=params.trainable_scopes or None)
+    layers = [layer for layer in model.bn_layers if model.bn_trains(layer.scope)]
     out = []
     for layer in layers:
         x = tf.cast(layer.inputs, tf.float32)
@@ -145,6 +147,8 @@ def compute(params, checkpoint, num_batches, batch_size=None, skips=None):
     with graph.as_default():
         images, _ = _training_images(params, batch_size, skips)
         layers = batch_moments_graph(params, images)
+        if not layers:  # --trainable_scopes holds no BN layer: nothing trained, nothing to do
+            return {}, 0
         restorer = restore_lib.Restorer(prefix, arrays=arrays)
         fetches = [(m, c) for _, m, c in layers]
         batch_images = tf.shape(images)[0]
@@ -220,7 +224,8 @@ def recompute(params, checkpoint=None, num_batches=80, batch_size=None):
     read once and checked finite (`rundir.checkpoint`), as every loader does.
 
     Returns:
-        dict(checkpoint, source, num_images, num_batches, seconds).
+        dict(checkpoint, source, num_images, num_batches, seconds); None when no BN layer
+        trained (--trainable_scopes outside every BN layer): nothing to recompute.
 
     Raises:
         checkpoints.CheckpointError: no checkpoint, unreadable, or holding NaN / Inf.
@@ -238,8 +243,13 @@ def _recompute(params, checkpoint, num_batches, batch_size, lock):
     start = time.time()
     skips = data_lib.SkippedRecords()
     stats, num_images = compute(params, source, num_batches, batch_size, skips)
+    if not stats:
+        logging.info("no BN layer trained (--trainable_scopes=%s): BN statistics not recomputed",
+                     ",".join(params.trainable_scopes))
+        return None
     seconds = time.time() - start
     info = {"source": source.prefix, "num_images": int(num_images), "num_skipped": skips.total,
+            "num_layers": len(stats) // 2,
             "num_batches": num_batches,
             "batch_size": batch_size or params.batch_size, "seconds": round(seconds, 2),
             "preprocessing": "training split, evaluation preprocessing, file order"}

@@ -8,12 +8,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from resnet_tf1 import checkpoints
+from resnet_tf1 import checkpoints, curves
 from resnet_tf1 import data as data_lib
 from resnet_tf1 import errors, fileio
 from resnet_tf1 import metrics as metrics_lib
 from resnet_tf1 import restore as restore_lib
 from resnet_tf1 import run_config, rundir
+from resnet_tf1.data import labels as labels_lib
 from resnet_tf1.data import preprocessing
 
 tf1 = tf.compat.v1
@@ -80,9 +81,10 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
         raise errors.FlagError("--flip applies to --multi_scale (the ten crops include flips)")
     if scales and params.dataset == "imagenet":
         params = dataclasses.replace(params, batch_size=1)  # images of their own sizes
-    if not data_lib.spec(params.dataset).has_eval:
-        raise errors.FlagError("--dataset=%s has no evaluation set (expected cifar10 or imagenet)"
-                               % params.dataset)
+    if not data_lib.has_files(params.dataset):
+        raise errors.FlagError("--dataset=%s has no evaluation set (expected one of %s)"
+                               % (params.dataset, ", ".join(
+                                   n for n in data_lib.DATASETS if data_lib.has_files(n))))
     ckpt = rundir.checkpoint(checkpoint)
     graph = tf.Graph()
     with graph.as_default():
@@ -96,25 +98,31 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
             shape = tf.shape(images)
             flat = tf.reshape(images, tf.concat([[-1], shape[2:]], 0))
             logits, _ = model(flat, is_training=False)
-            scores = tf.reduce_mean(tf.reshape(tf.nn.softmax(logits),
-                                               [shape[0], 10, params.num_classes()]), axis=1)
+            classes = params.resolved_num_classes()
+            scores = tf.reduce_mean(tf.reshape(tf.nn.softmax(logits), [shape[0], 10, classes]),
+                                    axis=1)
         else:
             # Rank logits, not their softmax: float32 softmax ties where the logits do not.
             scores, _ = model(images, is_training=False)
-        k = min(5, params.num_classes())
+        k = min(5, params.resolved_num_classes())
         top1 = tf.reduce_sum(tf.cast(metrics_lib.in_top_k(scores, labels, 1), tf.int64))
         top5 = tf.reduce_sum(tf.cast(metrics_lib.in_top_k(scores, labels, k), tf.int64))
         count = tf.size(labels, out_type=tf.int64)
+        predicted = tf.argmax(scores, axis=1, output_type=tf.int32)
         restorer = _restorer(params, ckpt)
         totals = np.zeros(3, np.int64)
+        classes = params.resolved_num_classes()
+        confusion = np.zeros([classes, classes], np.int64)
         start = time.time()
         with tf1.Session(config=run_config.session_config()) as sess:
             restorer.restore(sess)
             while True:
                 try:
-                    totals += sess.run([top1, top5, count])
+                    t1, t5, c, truth, guess = sess.run([top1, top5, count, labels, predicted])
                 except tf.errors.OutOfRangeError:
                     break
+                totals += (t1, t5, c)
+                np.add.at(confusion, (truth, guess), 1)
     n = int(totals[2])
     if n == 0:
         raise data_lib.DataError("the evaluation set of --dataset=%s in %s is empty"
@@ -122,10 +130,68 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
     logging.info("evaluated %d examples in %.1f s%s", n, time.time() - start,
                  "; %d records skipped (logged by file above)" % skips.total
                  if skips.total else "")
+    names = class_names(params)
+    per_class = confusion.sum(axis=1)
     return {"top_1_accuracy": float(totals[0]) / n, "top_5_accuracy": float(totals[1]) / n,
             "num_examples": n, "num_skipped": skips.total, "global_step": ckpt.step,
             "checkpoint": ckpt.prefix, "ten_crop": bool(ten_crop),
-            "multi_scale": list(scales) if scales else None, "flip": bool(flip)}
+            "multi_scale": list(scales) if scales else None, "flip": bool(flip),
+            "class_names": names,
+            "per_class_accuracy": {
+                name: (float(confusion[i, i]) / per_class[i] if per_class[i] else None)
+                for i, name in enumerate(names)},
+            "per_class_examples": {name: int(per_class[i]) for i, name in enumerate(names)},
+            "confusion_matrix": confusion.tolist()}
+
+
+def class_names(params):
+    """One name per logit, from the labels the run records (a dataset's own names, ImageNet's,
+    or "class_<i>"; leading logits that are no class, "background")."""
+    classes = params.resolved_num_classes()
+    try:
+        _, record, _ = data_lib.inference_record(params.dataset, params.data_dir,
+                                                 **params.data_options())
+        table = labels_lib.table(record, classes)
+    except data_lib.DataError as e:
+        logging.warning("class names unknown (%s): classes are numbered", e)
+        return ["class_%d" % i for i in range(classes)]
+    return ["background"] * table.offset + table.labels()
+
+
+def plot_confusion_matrix(metrics, path):
+    """Draws metrics' confusion matrix (rows: true class, columns: predicted; each row as a
+    fraction of its examples, counts written in the cells up to 30 classes) to a PNG, atomically.
+    matplotlib is an optional extra (errors.MissingPackageError without it)."""
+    try:
+        plt = curves.pyplot()
+    except ImportError:
+        raise errors.MissingPackageError("--confusion_matrix needs matplotlib: pip install -e "
+                                         "'.[plots]'")
+    matrix = np.asarray(metrics["confusion_matrix"], np.float64)
+    names = metrics["class_names"]
+    rows = matrix.sum(axis=1, keepdims=True)
+    fraction = matrix / np.maximum(rows, 1)
+    n = len(names)
+    size = min(4 + 0.35 * n, 30)
+    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+    image = ax.imshow(fraction, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    if n <= 60:
+        ax.set_xticks(range(n))
+        ax.set_yticks(range(n))
+        ax.set_xticklabels(names, rotation=90, fontsize=7)
+        ax.set_yticklabels(names, fontsize=7)
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if matrix[i, j]:
+                    ax.text(j, i, "%d" % matrix[i, j], ha="center", va="center", fontsize=7,
+                            color="white" if fraction[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("step %s: top-1 %.4f over %d examples" % (
+        metrics.get("global_step"), metrics["top_1_accuracy"], metrics["num_examples"]))
+    return curves.save_png(fig, path)
 
 
 def _restorer(params, ckpt):

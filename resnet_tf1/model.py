@@ -331,7 +331,8 @@ class ResNet:
                 depth_in = depth_out
         return plan
 
-    def __call__(self, images, is_training=False, reuse=None, fold_batch_norm=False):
+    def __call__(self, images, is_training=False, reuse=None, fold_batch_norm=False,
+                 bn_training_scopes=None):
         """Builds the graph.
 
         Args:
@@ -345,6 +346,10 @@ class ResNet:
                 it: each such conv gets `<conv scope>/biases` and there are no BN variables or
                 ops. Its weights are `fold_bn.fold(...)` of this model's checkpoint. Inference
                 only (is_training=False).
+            bn_training_scopes: with is_training, only the BN layers under these variable scopes
+                (e.g. ["resnet50/block4"]) use batch statistics and update their moving averages;
+                the others run in inference mode, their statistics as loaded (fine-tuning part
+                of a network). None: every BN layer trains.
 
         Returns:
             logits: float32 [batch, num_classes].
@@ -372,6 +377,8 @@ class ResNet:
         image_size = shape[1] if shape[1] == shape[2] else None
         r = self.resolve(image_size)
         self._is_training = is_training
+        self._bn_training_scopes = (None if bn_training_scopes is None else
+                                    [s.rstrip("/") for s in bn_training_scopes])
         self._folded = bool(fold_batch_norm)
         end_points = collections.OrderedDict()
 
@@ -408,7 +415,7 @@ class ResNet:
             logits = self._dense(net, self.num_classes, "logits")  # -> [batch, num_classes]
             logits = tf.cast(logits, tf.float32) if logits.dtype != tf.float32 else logits
             end_point("logits", logits)
-            if is_training:
+            if is_training and self._bn_updates:
                 # Counted once per step, after every layer's update has read the count.
                 with tf.control_dependencies(self._bn_updates):
                     tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, tf1.assign_add(
@@ -570,7 +577,7 @@ class ResNet:
             moving_variance = self._variable("moving_variance", [depth], tf1.ones_initializer(),
                                              trainable=False)
             inputs = net
-            if not self._is_training:
+            if not self._is_training or not self.bn_trains(tf1.get_variable_scope().name):
                 variance = moving_variance
                 if self.bn_epsilon < FUSED_MIN_EPSILON:  # the op's floor: normalise with ours
                     variance = moving_variance + (self.bn_epsilon - FUSED_MIN_EPSILON)
@@ -595,6 +602,12 @@ class ResNet:
                 tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, update)
             self._bn_updates.extend(updates)
             return net
+
+    def bn_trains(self, scope):
+        """Whether the BN layer in variable scope `scope` trains (see `bn_training_scopes`)."""
+        if self._bn_training_scopes is None:
+            return True
+        return any(scope == s or scope.startswith(s + "/") for s in self._bn_training_scopes)
 
     def _conv_bn(self, net, filters, kernel, stride, scope, relu=True):
         """conv -> BN (-> ReLU): BN after every conv, before the activation (the paper, 3.4)."""

@@ -72,9 +72,10 @@ def compute(params, run_dir, checkpoint=None, max_batches=0, kernel=3):
             the model.
         errors.FlagError: a data set without an evaluation set, or no layers of that kernel.
     """
-    if not data_lib.spec(params.dataset).has_eval:
-        raise errors.FlagError("--dataset=%s has no evaluation set (expected cifar10 or "
-                               "imagenet)" % params.dataset)
+    if not data_lib.has_files(params.dataset):
+        raise errors.FlagError("--dataset=%s has no evaluation set (expected one of %s)"
+                               % (params.dataset, ", ".join(
+                                   n for n in data_lib.DATASETS if data_lib.has_files(n))))
     ckpt = rundir.checkpoint(checkpoint or run_dir)
     kwargs = model_kwargs(params, run_dir)
     graph = tf.Graph()

@@ -17,9 +17,13 @@ from resnet_tf1 import data as data_lib
 from resnet_tf1 import errors
 from resnet_tf1 import model as model_lib
 from resnet_tf1 import rundir
+from resnet_tf1.data import preprocessing as preprocessing_lib
 from resnet_tf1.data import synthetic
 
 tf1 = tf.compat.v1
+
+LR_SCHEDULES = ("piecewise", "cosine")
+WARMUPS = ("constant", "linear")
 
 
 def _flag(default, help, choices=None, element=None):
@@ -40,9 +44,29 @@ class RunParams:
     flagfiles in the wild use them).
     """
     # Data.
-    dataset: str = _flag("cifar10", "Training / evaluation data.", choices=data_lib.DATASETS)
+    dataset: str = _flag("cifar10", "Training / evaluation data: " + "; ".join(
+        "%s: %s" % (name, rec.help) for name, rec in data_lib.RECORDS.items()),
+        choices=data_lib.DATASETS)
     data_dir: str = _flag("data/cifar10", "Where the dataset lives (CIFAR-10 is downloaded here "
                           "when absent).")
+    num_classes: int = _flag(None, "Width of the logits layer; default the dataset's (CIFAR-10 10, "
+                             "ImageNet 1000, a folder its class folders, tfrecords its "
+                             "labels.txt). With an --init_checkpoint of another width the logits "
+                             "layer starts fresh (logged).")
+    image_size: int = _flag(None, "Training and evaluation crop in pixels (>= 32) for imagenet, "
+                            "folder, tfrecords and synthetic data; default the dataset's (224; "
+                            "CIFAR-10 32). Evaluation resizes the shorter side to "
+                            "image_size * 256/224 first.")
+    validation_fraction: float = _flag(0.0, "--dataset=folder without a validation/ folder: hold "
+                                       "out this fraction of train/ for evaluation, chosen by a "
+                                       "hash of each file's relative path (stable when files are "
+                                       "added).")
+    preprocessing: str = _flag(None, "Input normalisation preset, overriding the one "
+                               "--init_checkpoint records (default: the checkpoint's, else "
+                               "rgb_mean): rgb_mean (RGB minus ImageNet means: TF-slim, official, "
+                               "ours), caffe (BGR minus means: Keras ResNet50, the Caffe "
+                               "release), torch ((x/255 - mean)/std: torchvision), inception "
+                               "(x/127.5 - 1).", choices=tuple(preprocessing_lib.PRESETS))
     holdout_validation: bool = _flag(False, "CIFAR-10: train on 45k, evaluate on the held-out "
                                      "5k (the paper's split) instead of training on 50k and "
                                      "evaluating on the test set.")
@@ -77,8 +101,15 @@ class RunParams:
     lr_boundaries: tuple = _flag((32000, 48000), "Steps where the rate changes.", element=int)
     lr_values: tuple = _flag((), "Rates for each interval (one more than boundaries); default "
                              "--learning_rate divided by 10 at each boundary.", element=float)
-    warmup_steps: int = _flag(0, "Train at a tenth of the first rate for this many steps (the "
-                              "paper's ResNet-110: 400).")
+    lr_schedule: str = _flag("piecewise", "piecewise: --lr_boundaries / --lr_values (the "
+                             "paper's); cosine: from --learning_rate down to 0 at --max_steps "
+                             "(after the warm-up).", choices=LR_SCHEDULES)
+    warmup_steps: int = _flag(0, "Warm-up steps (see --warmup; the paper's ResNet-110: 400 at a "
+                              "tenth of the rate).")
+    warmup: str = _flag(None, "Warm-up shape: constant (a tenth of the first rate, the paper's "
+                        "ResNet-110) or linear (from 0 up to the first rate); default constant "
+                        "with --lr_schedule=piecewise, linear with cosine.", choices=WARMUPS)
+    label_smoothing: float = _flag(0.0, "Cross-entropy against (1 - e) one-hot + e / classes.")
     momentum: float = _flag(0.9, "Momentum.")
     weight_decay: float = _flag(1e-4, "L2 weight decay on conv and FC weights.")
     # Placement and checkpoints.
@@ -89,7 +120,12 @@ class RunParams:
     log_every_n_steps: int = _flag(100, "Progress line and summaries every N steps.")
     init_checkpoint: str = _flag(None, "Fine-tune from this checkpoint (when model_dir has none).")
     exclude_scopes: tuple = _flag((), "Variable scopes not restored from --init_checkpoint, e.g. "
-                                  "resnet50/logits.", element=str)
+                                  "resnet50/logits (the logits are left out by themselves when "
+                                  "--num_classes differs from the checkpoint's).", element=str)
+    trainable_scopes: tuple = _flag((), "Train only the variables under these scopes (e.g. "
+                                    "resnet50/logits: the head alone); BN layers outside them "
+                                    "run in inference mode, so their statistics stay as loaded. "
+                                    "Default: everything.", element=str)
     seed: int = _flag(None, "Graph-level random seed, and the input stream's: with it the "
                       "shuffle order and every augmentation draw repeat from run to run (worker "
                       "k of a cluster uses seed + 1000 k; a run resumed at step n a stream of "
@@ -99,15 +135,42 @@ class RunParams:
                                       "128 = 10,240 CIFAR images); 0 turns it off.")
     # Not flags.
     keep_checkpoint_max: int = 5
-    # Overrides of the dataset's image size and class count (synthetic data shaped like CIFAR).
-    image_size: int = None
-    class_count: int = None
+    # The flags given on the command line (or in a flagfile): they may not contradict a model
+    # record. None (a RunParams built in code): the fields that differ from their defaults.
+    explicit_flags: frozenset = None
+    # Filled by `validate` from the records of --init_checkpoint / --model_dir (`adopt_records`):
+    # model settings no flag sets (`SETTINGS`) and the checkpoint's preprocessing.
+    model_settings: dict = None
+    init_preprocessing: dict = None
+    _adopted: bool = False
 
-    def num_classes(self):
-        return self.class_count or data_lib.spec(self.dataset).num_classes
+    def resolved_num_classes(self):
+        return self.num_classes or data_lib.spec(self.dataset, self.data_dir).num_classes
 
     def resolved_image_size(self):
-        return self.image_size or data_lib.spec(self.dataset).image_size
+        return self.image_size or data_lib.spec(self.dataset, self.data_dir).image_size
+
+    def preprocessing_record(self):
+        """The run's normalisation (a data.preprocessing record), or None for the dataset's own:
+        --preprocessing, else --init_checkpoint's (where the dataset takes one)."""
+        if self.preprocessing:
+            return preprocessing_lib.preset(self.preprocessing)
+        if self.init_preprocessing and "preprocessing" in data_lib.record(self.dataset).options:
+            return self.init_preprocessing
+        return None
+
+    def data_options(self):
+        """The `data.Options` fields this run asks every pipeline for (beyond seed / skips)."""
+        out = dict(num_classes=self.resolved_num_classes(), holdout=self.holdout_validation,
+                   image_size=self.image_size, preprocessing=self.preprocessing_record())
+        if self.validation_fraction:
+            out["validation_fraction"] = self.validation_fraction
+        return out
+
+    def is_explicit(self, name):
+        if self.explicit_flags is not None:
+            return name in self.explicit_flags
+        return getattr(self, name) != _DEFAULTS[name]
 
     def validate(self):
         """Raises errors.FlagError naming the flag of the first value outside its meaningful range.
@@ -162,12 +225,144 @@ class RunParams:
         if self.recompute_bn_batches < 0:
             raise errors.FlagError("--recompute_bn_batches=%d must be 0 (off) or positive"
                                    % self.recompute_bn_batches)
+        if self.num_classes is not None and self.num_classes <= 0:
+            raise errors.FlagError("--num_classes=%d must be positive" % self.num_classes)
+        if self.image_size is not None and self.image_size < 32:
+            raise errors.FlagError("--image_size=%d must be at least 32" % self.image_size)
+        if not 0 <= self.validation_fraction < 1:
+            raise errors.FlagError("--validation_fraction=%r must be in [0, 1)"
+                                   % (self.validation_fraction,))
+        if not 0 <= self.label_smoothing < 1:
+            raise errors.FlagError("--label_smoothing=%r must be in [0, 1)"
+                                   % (self.label_smoothing,))
+        if self.lr_schedule == "cosine" and self.warmup_steps >= self.max_steps:
+            raise errors.FlagError("--warmup_steps=%d leaves no steps to --max_steps=%d for "
+                                   "--lr_schedule=cosine" % (self.warmup_steps, self.max_steps))
+        if not self._adopted:
+            adopt_records(self)
         return self
 
+    def warmup_shape(self):
+        return self.warmup or ("linear" if self.lr_schedule == "cosine" else "constant")
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunParams)}
 
 # The model arguments that make a run's checkpoints what they are; dtype, data_format and
 # bn_decay can change between sessions of one run.
 _IDENTITY = ("depth", "num_classes", "variant", "stem", "shortcut")
+# Of those, the ones a flag sets and a checkpoint's record fixes (num_classes may differ: the
+# logits start fresh).
+RECORDED_FLAGS = ("depth", "variant", "stem", "shortcut")
+# Model settings only a record sets (a converted checkpoint's source framework fixes them; the
+# architecture is resolved at the record's own image size, so that a depth-50 ImageNet ResNet
+# stays one when it is fine-tuned at 32x32, where depth 50 = 6n+2 would otherwise mean CIFAR).
+SETTINGS = ("conv_bias", "bn_epsilon", "pool_padding", "scope", "architecture")
+
+
+def _resolved(kwargs, image_size, architecture=None):
+    """{identity field: concrete value} (stem and shortcut resolved as the model would)."""
+    model = model_lib.ResNet(architecture=architecture,
+                             **{k: kwargs.get(k) for k in RECORDED_FLAGS if kwargs.get(k)
+                                is not None})
+    r = model.resolve(image_size)
+    return dict(depth=model.depth, variant=model.variant, stem=r["stem"],
+                shortcut=r["shortcut"])
+
+
+def adopt_records(params):
+    """Fills `params` from the model records it points at (once; `validate` calls it):
+
+    - --init_checkpoint's record (a converted checkpoint's config.json, a training run's
+      model_config.json; a checkpoint prefix inside either): depth, variant, stem and shortcut
+      where no flag set them (errors.FlagError, one line naming both values, where one
+      contradicts), the model settings no flag sets, and the preprocessing. A logits layer of
+      another width than --num_classes is added to --exclude_scopes (logged).
+    - --model_dir's own record (a run being resumed or evaluated): the model settings it was
+      built with.
+    """
+    params._adopted = True
+    own = _record_at(params.model_dir) if params.model_dir else None
+    init = _record_for(params.init_checkpoint) if params.init_checkpoint else None
+    if own is not None:
+        params.model_settings = _settings(own)
+    if init is None:
+        return params
+    model = init.config["model"]
+    where = "--init_checkpoint=%s" % params.init_checkpoint
+    size = params.image_size or 224
+    architecture = _settings(init)["architecture"]
+    held = _resolved(model, size, architecture)
+    for name in RECORDED_FLAGS:
+        if not params.is_explicit(name):
+            setattr(params, name, model.get(name, _DEFAULTS[name]))
+    try:
+        wanted = _resolved({k: getattr(params, k) for k in RECORDED_FLAGS}, size, architecture)
+    except ValueError as e:
+        raise errors.FlagError("%s: %s" % (where, e))
+    for name in RECORDED_FLAGS:
+        if wanted[name] != held[name]:
+            raise errors.FlagError(
+                "--%s=%s contradicts %s, which holds %s (%s %s): drop the flag (the checkpoint "
+                "fixes it) or use another checkpoint"
+                % (name, getattr(params, name), where, describe_model(model), name, held[name]))
+    if own is None:
+        params.model_settings = _settings(init)
+    rec = init.config.get("preprocessing")
+    if isinstance(rec, dict) and rec.get("mean_image"):
+        if "preprocessing" in data_lib.record(params.dataset).options and \
+                not params.preprocessing:
+            raise errors.FlagError(
+                "%s was trained with a per-pixel mean image (%s), which --dataset=%s cannot "
+                "apply: choose --preprocessing (one of %s)"
+                % (where, rec["mean_image"], params.dataset,
+                   ", ".join(preprocessing_lib.PRESETS)))
+        rec = None
+    params.init_preprocessing = rec
+    held_classes = model.get("num_classes")
+    classes = params.resolved_num_classes()
+    if held_classes is not None and held_classes != classes:
+        scope = "%s/logits" % model_lib.ResNet(**_build_args(params)).resolve(
+            params.resolved_image_size())["scope"]
+        if scope not in params.exclude_scopes:
+            params.exclude_scopes = tuple(params.exclude_scopes) + (scope,)
+        logging.info("%s has %d classes and this run %d: %s starts fresh (not restored)",
+                     where, held_classes, classes, scope)
+    return params
+
+
+def _settings(record):
+    """The SETTINGS a model record fixes; the architecture resolved at the record's crop."""
+    model = record.config["model"]
+    out = {k: model[k] for k in SETTINGS if model.get(k) is not None}
+    if "architecture" not in out:
+        crop = (record.config.get("preprocessing") or {}).get("crop")
+        try:
+            out["architecture"] = model_lib.ResNet(
+                **{k: model[k] for k in _IDENTITY if model.get(k) is not None}).resolve(
+                    crop)["architecture"]
+        except (ValueError, TypeError) as e:
+            raise errors.FlagError("%s: %s" % (record.path, e))
+    return out
+
+
+def _record_at(directory):
+    if not os.path.isdir(directory) or rundir.kind_of(directory) is None:
+        return None
+    return rundir.read_record(directory)
+
+
+def _record_for(path):
+    """The record that describes checkpoint `path` (a model directory, or a prefix inside one or
+    in its bn_recomputed/), or None (a bare checkpoint: the flags describe it)."""
+    if os.path.isdir(path):
+        return _record_at(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    for directory in (parent, os.path.dirname(parent)):
+        record = _record_at(directory)
+        if record is not None:
+            return record
+    return None
 
 
 def describe_model(kwargs):
@@ -214,10 +409,17 @@ def flag_fields():
 
 
 def model_kwargs(params):
-    """The `ResNet` keyword arguments a run's parameters describe (JSON-serialisable)."""
-    return dict(depth=params.depth, num_classes=params.num_classes(), variant=params.variant,
-                stem=params.stem, shortcut=params.shortcut, dtype=params.dtype,
-                data_format=params.data_format, bn_decay=params.bn_decay)
+    """The `ResNet` keyword arguments a run's parameters describe (JSON-serialisable): the
+    flags', and the settings its records fix (`adopt_records`)."""
+    kwargs = dict(depth=params.depth, num_classes=params.resolved_num_classes(),
+                  variant=params.variant, stem=params.stem, shortcut=params.shortcut,
+                  dtype=params.dtype, data_format=params.data_format, bn_decay=params.bn_decay)
+    kwargs.update(params.model_settings or {})
+    return kwargs
+
+
+def _build_args(params):
+    return {k: v for k, v in model_kwargs(params).items() if k in _IDENTITY + SETTINGS}
 
 
 def build_model(params):
@@ -258,14 +460,13 @@ def input_batches(params, training, seed=None, ten_crop=False, skips=None, full_
     """
     if params.dataset == "synthetic":
         images, labels = synthetic.inputs(params.batch_size, params.resolved_image_size(),
-                                          params.num_classes(),
+                                          params.resolved_num_classes(),
                                           device=resolve_device(params.device))
         return images, labels, None
     ds, n = data_lib.make_dataset(params.dataset, params.data_dir,
                                   "train" if training else "eval", params.batch_size, training,
-                                  num_classes=params.num_classes(),
-                                  holdout=params.holdout_validation, ten_crop=ten_crop, seed=seed,
-                                  skips=skips, full_image=full_image)
+                                  ten_crop=ten_crop, seed=seed, skips=skips,
+                                  full_image=full_image, **params.data_options())
     with tf.device("/cpu:0"):
         images, labels = tf1.data.make_one_shot_iterator(ds).get_next()
     return images, labels, n

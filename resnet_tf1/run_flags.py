@@ -101,7 +101,8 @@ def params_from_flags(flag_values=FLAGS):
 
 
 def _field_values(flag_values):
-    kwargs = {}
+    kwargs = {"explicit_flags": frozenset(f.name for f in run_config.flag_fields()
+                                          if flag_values[f.name].present)}
     for field in run_config.flag_fields():
         value = flag_values[field.name].value
         if field.metadata["element"] is not None:

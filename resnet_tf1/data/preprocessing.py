@@ -37,6 +37,30 @@ def record(channel_order="RGB", mean=None, mean_image=None, std=(1.0, 1.0, 1.0),
     return out
 
 
+# --preprocessing presets: how the common sources fed their networks (the geometry is the run's:
+# `at_size`). A converted checkpoint records its own; these override it.
+PRESETS = {
+    # RGB minus the ImageNet channel means: TF-slim (vgg_preprocessing), the TF official models,
+    # this project's ImageNet pipeline.
+    "rgb_mean": record("RGB", [123.68, 116.78, 103.94]),
+    # BGR minus the channel means in BGR order: Keras' preprocess_input mode "caffe" (its
+    # ResNet50), close to the Caffe release's mean image.
+    "caffe": record("BGR", [103.939, 116.779, 123.68]),
+    # (x / 255 - mean) / std: torchvision.
+    "torch": record("RGB", [0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], scale=1.0),
+    # x / 127.5 - 1: Keras' mode "tf", TF-slim's inception_preprocessing.
+    "inception": record("RGB", [127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
+}
+
+
+def preset(name):
+    """The preprocessing record of preset `name`; DataError naming the choices otherwise."""
+    if name not in PRESETS:
+        raise DataError("unknown --preprocessing=%s: expected one of %s"
+                        % (name, ", ".join(PRESETS)))
+    return dict(PRESETS[name], preset=name)
+
+
 def check(rec, where):
     """DataError naming `where` unless `rec` is a usable preprocessing record."""
     if not isinstance(rec, dict):
@@ -122,6 +146,14 @@ def normalize(images, rec, mean_image=None):
     if any(s != 1.0 for s in std):
         images = images / tf.constant(std, tf.float32)
     return images
+
+
+def at_size(rec, image_size):
+    """`rec` with its evaluation geometry scaled to crops of `image_size` (the ImageNet ratio:
+    shorter side image_size * 256 / 224, then the centre crop)."""
+    out = dict(rec)
+    out.update(resize_shorter_side=int(round(image_size * 256 / 224.0)), crop=int(image_size))
+    return out
 
 
 def for_eval(image, rec, mean_image=None):

@@ -68,6 +68,15 @@ class SkippedRecords:
                             "; ".join(reasons), total)
         return 0
 
+    def item_skipped(self, path, reason, log=True):
+        """One file of a folder data set skipped (an image that does not decode)."""
+        with self._lock:
+            self.total += 1
+            self.files[path] = self.files.get(path, 0) + 1
+            total = self.total
+        if log:
+            logging.warning("%s: skipped: %s; %d skipped in total so far", path, reason, total)
+
 
 def remaining_records(path, offset, size):
     """(records from byte `offset` to the end of the file, whether the framing reached the end
