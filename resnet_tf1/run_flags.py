@@ -5,6 +5,7 @@ object and the `flags.txt` flagfile that reproduces a run; `--flagfile` is absl'
 scripts import this module; the libraries take `RunParams`.
 """
 
+import copy
 import sys
 
 import tensorflow as tf
@@ -126,10 +127,24 @@ def params_from_argv(argv):
     return run_config.RunParams(**_field_values(values))
 
 
-def flagfile_text():
-    """The effective run flags as a flagfile that reproduces the run."""
-    return "".join(FLAGS[f.name].serialize() + "\n" for f in run_config.flag_fields()
-                   if FLAGS[f.name].value is not None and FLAGS[f.name].serialize())
+def flagfile_text(params=None):
+    """The effective run flags as a flagfile that reproduces the run: FLAGS, or the values of
+    `params` (a validated RunParams: the model flags --init_checkpoint's record filled in, so the
+    flagfile agrees with the checkpoint it names)."""
+    lines = []
+    for f in run_config.flag_fields():
+        flag = FLAGS[f.name]
+        if params is not None:
+            value = getattr(params, f.name)
+            if value is None:
+                continue
+            if f.metadata["element"] is not None:
+                value = [str(v) for v in value]
+            flag = copy.deepcopy(flag)
+            flag.value = value
+        if flag.value is not None and flag.serialize():
+            lines.append(flag.serialize() + "\n")
+    return "".join(lines)
 
 
 def report(program, error):

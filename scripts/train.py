@@ -39,7 +39,7 @@ def main(argv):
         logging.info("training %s ResNet-%d on %s into %s (flags in %s)", params.variant,
                      params.depth, params.dataset, params.model_dir,
                      rundir.flags_path(params.model_dir))
-        step = train_lib.train(params, flags_text=run_flags.flagfile_text(), job=job)
+        step = train_lib.train(params, flags_text=run_flags.flagfile_text(params), job=job)
     except run_flags.EXPECTED_ERRORS as e:
         return _end(config, run_flags.report("train", e))
     if job is not None and not job.is_chief:

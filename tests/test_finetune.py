@@ -384,6 +384,18 @@ def test_a_contradicting_flag_is_refused_in_one_line(tmp_path):
     assert r.stderr.strip().splitlines()[-1].startswith(
         "train: error: --depth=50 contradicts --init_checkpoint=")
     assert not os.path.exists(str(tmp_path / "cli"))
+    # Accepted, the run's flags.txt holds what the record fixed, so it reproduces the run.
+    run_dir = str(tmp_path / "ok")
+    r = run("train.py", "--init_checkpoint=" + ported, "--dataset=synthetic", "--image_size=32",
+            "--batch_size=2", "--max_steps=1", "--model_dir=" + run_dir)
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = open(os.path.join(run_dir, "flags.txt")).read()
+    assert "--depth=18\n" in text and "--variant=slim\n" in text
+    from resnet_tf1 import run_flags
+    again = run_flags.params_from_argv(["--flagfile=" + os.path.join(run_dir, "flags.txt")])
+    again.validate()
+    assert run_config.model_kwargs(again) == json.load(
+        open(os.path.join(run_dir, "model_config.json")))["model"]
 
 
 @pytest.mark.slow
