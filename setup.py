@@ -27,10 +27,13 @@ setup(
         "verify": ["tf-keras", "h5py"],
         # ONNX export (scripts/export.py --format=onnx) and its check with onnxruntime.
         "onnx": ["tf2onnx", "onnxruntime"],
+        # torchvision .safetensors in (--source=torchvision) and out (export --format=torchvision);
+        # .pth files need nothing.
+        "torch": ["safetensors"],
         # Fig. 6-style training curves (scripts/plot_curves.py --output).
         "plots": ["matplotlib"],
         "test": ["pytest", "pytest-xdist", "tf-keras", "h5py", "tensorboard", "pillow", "tf2onnx",
-                 "onnxruntime", "matplotlib"],
+                 "onnxruntime", "matplotlib", "safetensors"],
     },
     license="Apache-2.0",
     classifiers=["Programming Language :: Python :: 3", "Framework :: TensorFlow"],

@@ -18,6 +18,13 @@ inputs and outputs (tensor and node names, dtypes, shapes), the source and the c
   training ops. Input node `images`, output nodes as named above.
 - onnx: `model.onnx`, the frozen graph converted by tf2onnx (`pip install -e '.[onnx]'`), the
   same input and outputs.
+- torchvision: `model.safetensors`, a state dict with torchvision's exact names, shapes (OIHW)
+  and dtypes (`num_batches_tracked` included), for `torchvision.models.resnet<depth>(num_classes=
+  N).load_state_dict(safetensors.torch.load_file(...), strict=True)`; export.json names the
+  constructor and the preprocessing the network needs (applied by the caller: torch modules
+  take normalised tensors). Only graphs torchvision's module computes exactly are exported
+  (`torchvision_problem`); the name map is `porting.torchvision.name_table`, the one the import
+  reads, so a torchvision file converted and exported comes back bit for bit.
 
 Every export is then run as written (the SavedModel loaded into a session, the frozen graph
 imported into a fresh graph, the ONNX model in onnxruntime when installed) on random pixels
@@ -26,6 +33,7 @@ beside the session graph built straight from the checkpoint; the differences are
 fails.
 """
 
+import collections
 import json
 import os
 
@@ -33,11 +41,16 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from resnet_tf1 import errors, fileio, serving
+from resnet_tf1 import errors, fileio
+from resnet_tf1 import model as model_lib
+from resnet_tf1 import rundir, serving
+from resnet_tf1.porting import torch_files
+from resnet_tf1.porting import torchvision as torchvision_port
 
 tf1 = tf.compat.v1
 
-FORMATS = ("saved_model", "frozen_graph", "onnx")
+FORMATS = ("saved_model", "frozen_graph", "onnx", "torchvision")
+TORCHVISION_FILE = "model.safetensors"
 EXPORT_RECORD = "export.json"
 FROZEN_GRAPH = "frozen_graph.pb"
 ONNX_MODEL = "model.onnx"
@@ -81,6 +94,10 @@ def export(servable, export_dir, fmt, input_size=None, top_k=5, dtype=None, over
     if fmt == "onnx" and (dtype or servable.model.get("dtype")) == "bfloat16":
         raise ExportError("--dtype=bfloat16 cannot be exported to ONNX (onnxruntime has no "
                           "bfloat16 convolution): export in float32 or float16")
+    if fmt == "torchvision":
+        problem = torchvision_problem(servable.model)
+        if problem:
+            raise ExportError("--format=torchvision: %s" % problem)
     export_dir = os.path.abspath(export_dir)
     _check_export_dir(export_dir, overwrite)
     size = serving.input_size(servable, input_size)
@@ -91,7 +108,9 @@ def export(servable, export_dir, fmt, input_size=None, top_k=5, dtype=None, over
                   "preprocessing": servable.preprocessing, "input_size": size,
                   "num_classes": len(servable.labels), "background_class": bool(
                       servable.labels.offset), "tensorflow_version": tf.__version__}
-        if fmt == "saved_model":
+        if fmt == "torchvision":
+            record.update(_torchvision(servable, tmp))
+        elif fmt == "saved_model":
             record.update(_saved_model(servable, tmp, size, top_k, dtype))
         else:
             graph_def, io = _frozen(servable, size, top_k, dtype)
@@ -105,6 +124,78 @@ def export(servable, export_dir, fmt, input_size=None, top_k=5, dtype=None, over
         record["check"] = check(servable, tmp, record, top_k, dtype)
         fileio.write_json(os.path.join(tmp, EXPORT_RECORD), record)
     return record
+
+
+def torchvision_problem(model_kwargs):
+    """None when torchvision's ResNet computes the graph of `model_kwargs` exactly; else which
+    setting differs and what to use instead."""
+    kwargs = {k: v for k, v in model_kwargs.items()
+              if k not in ("dtype", "data_format", "device")}
+    model = model_lib.ResNet(**kwargs)
+    r = model.resolve(224)
+    fix = ("convert a torchvision checkpoint, or train --variant=v1.5 --pool_padding=symmetric "
+           "at an ImageNet depth")
+    if r["architecture"] != "imagenet" or r["stem"] != "imagenet":
+        return ("torchvision's ResNet is the ImageNet architecture with its 7x7 stem; this is "
+                "a %s net with the %s stem: %s" % (r["architecture"], r["stem"], fix))
+    if r["shortcut"] != "B":
+        return ("torchvision projects only where the shape changes (option B); this model's "
+                "shortcut is %s: %s" % (r["shortcut"], fix))
+    for unit in model.plan(224):
+        on_3x3 = unit.kind != "bottleneck" or unit.stride_3x3 == unit.stride
+        if unit.stride > 1 and (unit.index != 1 or not on_3x3):
+            return ("torchvision strides a stage's first unit on its 3x3 (v1.5); this model is "
+                    "variant %s (%s strides %s): %s" % (
+                        model.variant, unit.scope, "on its 1x1" if unit.stride_1x1 else
+                        "last", fix))
+    if model.conv_bias:
+        return ("torchvision's convolutions have no bias; this model has conv biases (a Keras "
+                "port): export it as saved_model, frozen_graph or onnx")
+    if model.pool_padding != "symmetric":
+        return ("torchvision pads the stem's max-pool by 1 on both sides (pool_padding "
+                "symmetric); this model's pool_padding is %s (another pooling grid): convert a "
+                "torchvision checkpoint, or train --variant=v1.5 --pool_padding=symmetric"
+                % model.pool_padding)
+    if model.conv_padding != "symmetric":
+        return ("torchvision pads its strided convolutions symmetrically; this model pads them "
+                "as TF's SAME (a tensorpack port): export it as saved_model, frozen_graph or "
+                "onnx")
+    if model.bn_epsilon != 1e-5:
+        return ("torchvision's BatchNorm2d has eps 1e-5; this model's BN epsilon is %g"
+                % model.bn_epsilon)
+    return None
+
+
+def torchvision_state_dict(servable):
+    """{torchvision name: array} of `servable`, in torchvision's order (`name_table`).
+    num_batches_tracked: a torchvision import's own (config.json), else the run's BN update
+    count, else 0."""
+    model = servable.build_model()
+    counters = {}
+    if servable.kind == "converted checkpoint":
+        source = rundir.read_record(servable.model_dir).config.get("source") or {}
+        counters = source.get("num_batches_tracked") or {}
+    count = [v for n, v in servable.weights.items() if n.endswith("/bn_update_count")]
+    default = int(count[0]) if count else 0
+    out = collections.OrderedDict()
+    for theirs, ours, kind in torchvision_port.name_table(model):
+        if kind == "counter":
+            out[theirs] = np.array(counters.get(theirs, default), np.int64)
+        else:
+            out[theirs] = np.require(torchvision_port.to_theirs(kind, servable.weights[ours]),
+                                     requirements="C")
+    return out
+
+
+def _torchvision(servable, directory):
+    state = torchvision_state_dict(servable)
+    torch_files.write_safetensors(state, os.path.join(directory, TORCHVISION_FILE),
+                                  metadata={"format": "pt"})
+    depth, classes = servable.model["depth"], servable.model["num_classes"]
+    return {"file": TORCHVISION_FILE, "tensors": len(state),
+            "constructor": torchvision_port.constructor(depth, classes),
+            "load": "model.load_state_dict(safetensors.torch.load_file(%r), strict=True)"
+                    % TORCHVISION_FILE}
 
 
 def _saved_model(servable, directory, size, top_k, dtype):
@@ -201,6 +292,8 @@ def run_export(directory, record, images):
     SavedModel in a TF1 session, the frozen graph imported into a fresh graph, the ONNX model
     in onnxruntime (None without onnxruntime)."""
     fmt = record["format"]
+    if fmt == "torchvision":
+        return _run_torchvision(directory, record, images)
     if fmt == "saved_model":
         with tf.Graph().as_default(), tf1.Session() as sess:
             meta = tf1.saved_model.loader.load(sess, record["tags"], directory)
@@ -228,6 +321,25 @@ def run_export(directory, record, images):
     return {n: by_tensor[io["tensor"]] for n, io in record["outputs"].items()}
 
 
+def _run_torchvision(directory, record, images):
+    """The written state dict through the numpy torchvision reference, on `images` normalised
+    as the record says (what a torch caller does before calling the module)."""
+    from resnet_tf1.references import torchvision as torchvision_ref
+    state = torch_files.read_state_dict(os.path.join(directory, TORCHVISION_FILE))
+    rec = record["preprocessing"]
+    x = images.astype(np.float64) * (float(rec.get("scale", 255.0)) / 255.0)
+    if rec["channel_order"] == "BGR":
+        x = x[..., ::-1]
+    if rec.get("mean") is not None:
+        x = x - np.asarray(rec["mean"], np.float64)
+    x = x / np.asarray(rec.get("std") or [1.0, 1.0, 1.0], np.float64)
+    logits = torchvision_ref.forward(state, x)
+    real = logits[:, 1:] if record["background_class"] else logits
+    e = np.exp(real - real.max(axis=1, keepdims=True))
+    probabilities = e / e.sum(axis=1, keepdims=True)
+    return {"logits": logits, "probabilities": probabilities}
+
+
 def check(servable, directory, record, top_k=5, dtype=None, batch=2, seed=0):
     """Runs the export and the session graph on the same random pixels; the differences, or
     None where the format's runtime is not installed. ExportError beyond the dtype's
@@ -248,13 +360,21 @@ def check(servable, directory, record, top_k=5, dtype=None, batch=2, seed=0):
             np.abs(got["probabilities"] - want["probabilities"]).max()),
         "max_relative_logit_difference": float(
             np.abs(got["logits"] - want["logits"]).max() / np.abs(want["logits"]).max()),
-        "top_k_identical": bool(np.array_equal(got["top_k_classes"], want["top_k_classes"])),
     }
+    if record["format"] == "torchvision":
+        # A float64 reference: softmax ties at 0 order differently, the logits' argmax may not.
+        result["top_1_identical"] = bool(np.array_equal(got["logits"].argmax(1),
+                                                        want["logits"].argmax(1)))
+    else:
+        result["top_k_identical"] = bool(np.array_equal(got["top_k_classes"],
+                                                        want["top_k_classes"]))
+    same = result.get("top_k_identical", result.get("top_1_identical"))
     logging.info("%s checked against the session graph on %d images: max abs probability "
-                 "difference %.3g, max relative logit difference %.3g, top-%d %s", record[
+                 "difference %.3g, max relative logit difference %.3g, top-%s %s", record[
                      "format"], batch, result["max_abs_probability_difference"],
-                 result["max_relative_logit_difference"], top_k,
-                 "identical" if result["top_k_identical"] else "DIFFERENT")
+                 result["max_relative_logit_difference"],
+                 1 if "top_1_identical" in result else top_k,
+                 "identical" if same else "DIFFERENT")
     if (result["max_abs_probability_difference"] > tolerance or
             result["max_relative_logit_difference"] > tolerance):
         raise ExportError("the %s export disagrees with the session graph: %s (tolerance %g in "

@@ -99,6 +99,7 @@ ARCHITECTURES = ("imagenet", "cifar")
 SHORTCUTS = ("A", "B", "C", "none")
 STEMS = ("imagenet", "cifar")
 POOL_PADDINGS = ("SAME", "VALID", "symmetric")
+CONV_PADDINGS = ("symmetric", "SAME")
 DATA_FORMATS = ("NHWC", "NCHW")
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -165,6 +166,9 @@ class ResNet:
             factor-normalised average does the same). The update count lives in
             `<scope>/bn_update_count`, a global (checkpointed) variable outside
             `MODEL_VARIABLES`, created by training builds only.
+        conv_padding: padding of the strided k x k convolutions (the stem's 7x7, v1.5's 3x3):
+            "symmetric" ((k - 1) / 2 on both sides, as Caffe, PyTorch and TF-slim's conv2d_same)
+            or "SAME" (TF's own, (0, 1) / (2, 3) on even inputs: tensorpack's ImageNet ResNets).
         pool_padding: padding of the stem's 3x3/2 max-pool: "SAME" (slim, official, Caffe's ceil
             mode: same windows on even inputs), "VALID" (Keras 2016: 112 -> 55), "symmetric"
             (explicit 1-pixel zero pad then VALID, Keras now: 112 -> 56, windows shifted by one).
@@ -183,7 +187,7 @@ class ResNet:
     def __init__(self, depth, num_classes=1000, variant="paper", architecture=None,
                  shortcut=None, stem=None, conv_bias=False, bn_epsilon=1e-5, bn_decay=0.997,
                  pool_padding="SAME", data_format="NHWC", dtype="float32", device=None,
-                 scope=None):
+                 scope=None, conv_padding="symmetric"):
         if isinstance(dtype, tf.DType):
             dtype = dtype.name
         self._check(isinstance(depth, int) and not isinstance(depth, bool)
@@ -214,6 +218,8 @@ class ResNet:
                     "a number in [0, 1)")
         self._check(pool_padding in POOL_PADDINGS, "pool_padding", pool_padding,
                     "one of " + _choices(POOL_PADDINGS))
+        self._check(conv_padding in CONV_PADDINGS, "conv_padding", conv_padding,
+                    "one of " + _choices(CONV_PADDINGS))
         self._check(data_format in DATA_FORMATS, "data_format", data_format,
                     "one of " + _choices(DATA_FORMATS))
         self._check(dtype in DTYPES, "dtype", dtype, "one of " + _choices(DTYPES))
@@ -225,7 +231,8 @@ class ResNet:
                             architecture=architecture, shortcut=shortcut, stem=stem,
                             conv_bias=conv_bias, bn_epsilon=float(bn_epsilon),
                             bn_decay=float(bn_decay), pool_padding=pool_padding,
-                            data_format=data_format, dtype=dtype, device=device, scope=scope)
+                            data_format=data_format, dtype=dtype, device=device, scope=scope,
+                            conv_padding=conv_padding)
         self.depth = depth
         self.num_classes = num_classes
         self.variant = variant
@@ -233,6 +240,7 @@ class ResNet:
         self.bn_epsilon = float(bn_epsilon)
         self.bn_decay = float(bn_decay)
         self.pool_padding = pool_padding
+        self.conv_padding = conv_padding
         self.data_format = data_format
         self.dtype = tf.as_dtype(dtype)
         self.device = device
@@ -246,8 +254,13 @@ class ResNet:
                              % (name, value, expected))
 
     def get_config(self):
-        """The constructor's keyword arguments, JSON-serialisable: `ResNet(**config)`."""
-        return dict(self._config)
+        """The constructor's keyword arguments, JSON-serialisable: `ResNet(**config)`. Options
+        added after the graph goldens were first written (conv_padding) appear only when they
+        differ from their default, so a manifest of an unchanged graph stays byte-identical."""
+        config = dict(self._config)
+        if config["conv_padding"] == "symmetric":
+            del config["conv_padding"]
+        return config
 
     def resolve(self, image_size=None):
         """Resolves the automatic choices for an input of `image_size` (int, or None if unknown).
@@ -547,7 +560,7 @@ class ResNet:
         weights = self._variable(
             "weights", [kernel, kernel, depth_in, filters],
             tf1.initializers.variance_scaling(2.0, "fan_in", "untruncated_normal"), decay=True)
-        if stride > 1 and kernel > 1:
+        if stride > 1 and kernel > 1 and self.conv_padding == "symmetric":
             # TF's 'SAME' pads (0, 1) for a strided 3x3 and (2, 3) for a 7x7 on even inputs,
             # shifting the sampling grid by one pixel against Caffe, PyTorch and TF-slim's
             # conv2d_same. Pad symmetrically, as they do, so their checkpoints reproduce.

@@ -81,6 +81,10 @@ class RunParams:
                           "default), B (projection where the shape changes; ImageNet default), "
                           "C (projection everywhere), or none (the paper's plain net).",
                           choices=model_lib.SHORTCUTS)
+    pool_padding: str = _flag(None, "The stem max-pool's padding: SAME (default; TF-slim, "
+                              "official, Caffe), VALID (Keras 2016) or symmetric (torchvision, "
+                              "Keras now; needed for export.py --format=torchvision). A "
+                              "checkpoint's record fixes it.", choices=model_lib.POOL_PADDINGS)
     dtype: str = _flag("float32", "Compute dtype (variables stay float32; BN statistics, the "
                        "loss and the softmax in float32).",
                        choices=model_lib.DTYPES)
@@ -257,7 +261,7 @@ RECORDED_FLAGS = ("depth", "variant", "stem", "shortcut")
 # Model settings only a record sets (a converted checkpoint's source framework fixes them; the
 # architecture is resolved at the record's own image size, so that a depth-50 ImageNet ResNet
 # stays one when it is fine-tuned at 32x32, where depth 50 = 6n+2 would otherwise mean CIFAR).
-SETTINGS = ("conv_bias", "bn_epsilon", "pool_padding", "scope", "architecture")
+SETTINGS = ("conv_bias", "bn_epsilon", "pool_padding", "conv_padding", "scope", "architecture")
 
 
 def _resolved(kwargs, image_size, architecture=None):
@@ -308,6 +312,12 @@ def adopt_records(params):
                 % (name, getattr(params, name), where, describe_model(model), name, held[name]))
     if own is None:
         params.model_settings = _settings(init)
+    held_pool = params.model_settings.get("pool_padding", "SAME")
+    if params.pool_padding and params.pool_padding != held_pool:
+        raise errors.FlagError(
+            "--pool_padding=%s contradicts %s, which holds %s (pool_padding %s): drop the flag "
+            "(the checkpoint fixes it) or use another checkpoint"
+            % (params.pool_padding, where, describe_model(model), held_pool))
     rec = init.config.get("preprocessing")
     if isinstance(rec, dict) and rec.get("mean_image"):
         if "preprocessing" in data_lib.record(params.dataset).options and \
@@ -414,7 +424,10 @@ def model_kwargs(params):
     kwargs = dict(depth=params.depth, num_classes=params.resolved_num_classes(),
                   variant=params.variant, stem=params.stem, shortcut=params.shortcut,
                   dtype=params.dtype, data_format=params.data_format, bn_decay=params.bn_decay)
-    kwargs.update(params.model_settings or {})
+    settings = params.model_settings or {}
+    kwargs.update(settings)
+    if params.pool_padding and "pool_padding" not in settings:
+        kwargs["pool_padding"] = params.pool_padding
     return kwargs
 
 

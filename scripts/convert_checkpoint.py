@@ -5,7 +5,9 @@
         --output=checkpoints/slim_resnet_v1_50 --verify
 
 Writes DIR/model.ckpt (V2) and DIR/config.json; `resnet_tf1.ResNet(**config["model"])` rebuilds the
-graph the checkpoint fits. Sources: slim, official, keras (.h5), caffe (.npz of the blobs).
+graph the checkpoint fits. Sources: slim, official, keras (.h5), caffe (.npz of the blobs),
+torchvision (.pth / .pt in either torch.save format, or .safetensors; read without torch, no code
+from the file is run).
 """
 
 import sys

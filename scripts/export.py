@@ -8,7 +8,10 @@ Inputs are RGB pixels in 0..255 (preprocessing inside the graph); outputs logits
 classes, top_k_classes, top_k_probabilities, class_names. The SavedModel has a second signature,
 `image_bytes`, taking encoded images. The frozen graph and the ONNX model have every batch norm
 folded into its conv. `<export_dir>/export.json` names the input and output tensors and nodes;
-they are also printed. See resnet_tf1/export.py.
+they are also printed. --format=torchvision writes model.safetensors with torchvision's state-dict
+names for `torchvision.models.resnet<depth>(num_classes=N)` (v1.5 graphs with torchvision's
+paddings only; the preprocessing is the caller's, named in export.json). See
+resnet_tf1/export.py.
 """
 
 import json
@@ -44,7 +47,10 @@ def main(argv):
         return run_flags.report("export", e)
     logging.info("exported %s (%s) to %s", FLAGS.model_dir, servable.checkpoint,
                  FLAGS.export_dir)
-    signatures = record.get("signatures") or {"(graph)": record}
+    if FLAGS.format == "torchvision":
+        print("torchvision: %s with %d tensors for %s; then %s"
+              % (record["file"], record["tensors"], record["constructor"], record["load"]))
+    signatures = record.get("signatures") or ({"(graph)": record} if "inputs" in record else {})
     for name, sig in signatures.items():
         print("%s %s:" % (FLAGS.format, name))
         for kind in ("inputs", "outputs"):
@@ -53,11 +59,12 @@ def main(argv):
                                                            io["dtype"], json.dumps(io["shape"])))
     c = record.get("check")
     if c:
+        top = "top-1" if "top_1_identical" in c else "top-k"
+        same = c.get("top_k_identical", c.get("top_1_identical"))
         print("checked against the session graph on %d images: max abs probability difference "
-              "%.3g, max relative logit difference %.3g, top-k %s"
+              "%.3g, max relative logit difference %.3g, %s %s"
               % (c["images"], c["max_abs_probability_difference"],
-                 c["max_relative_logit_difference"],
-                 "identical" if c["top_k_identical"] else "different"))
+                 c["max_relative_logit_difference"], top, "identical" if same else "different"))
     print("wrote %s" % FLAGS.export_dir)
     return 0
 

@@ -25,6 +25,7 @@ import tensorflow as tf
 import resnet_tf1
 from resnet_tf1 import manifest
 from resnet_tf1 import model as model_lib
+from resnet_tf1.porting import torchvision as torchvision_port
 
 tf1 = tf.compat.v1
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
@@ -45,9 +46,23 @@ def golden_name(config):
     return "%s%d_%s.json" % (net, config["depth"], config["variant"].replace(".", ""))
 
 
+# The graphs ports build with model options of their own: torchvision's (v1.5, the symmetric
+# max-pool padding, BN epsilon 1e-5, 0.9 momentum).
+PORTED = [("resnet%d_torchvision.json" % d, dict(depth=d, **torchvision_port.MODEL))
+          for d in (18, 50)]
+
+
+@pytest.mark.parametrize("name, config", PORTED, ids=[n for n, _ in PORTED])
+def test_ported_graph_manifest_matches_golden(name, config):
+    _check_golden(os.path.join(GOLDEN, name), config)
+
+
 @pytest.mark.parametrize("config", IMAGENET + CIFAR + PLAIN, ids=golden_name)
 def test_manifest_matches_golden(config):
-    path = os.path.join(GOLDEN, golden_name(config))
+    _check_golden(os.path.join(GOLDEN, golden_name(config)), config)
+
+
+def _check_golden(path, config):
     today = manifest.make(config)
     if REGEN:
         with open(path + ".tmp", "w") as f:

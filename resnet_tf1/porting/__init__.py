@@ -7,10 +7,10 @@ Each module ends in a `FORMAT` record (reader, name map, source files, reference
 is the one list of them.
 """
 
-from resnet_tf1.porting import caffe, keras, official, slim
+from resnet_tf1.porting import caffe, keras, official, slim, tensorpack, torchvision
 from resnet_tf1.porting.common import Port, PortError, SourceFormat  # noqa: F401
 
-FORMATS = {m.FORMAT.name: m.FORMAT for m in (slim, official, keras, caffe)}
+FORMATS = {m.FORMAT.name: m.FORMAT for m in (slim, official, keras, caffe, torchvision, tensorpack)}
 SOURCES = tuple(FORMATS)
 
 

@@ -32,28 +32,33 @@ _UNIT = re.compile(r"^res(\d)([a-z])(\d*)_branch")
 
 def read(path):
     """{`<layer>/<blob index>`: array} from the .npz dump; never unpickles anything."""
+    return read_npz(path, "an .npz of Caffe blobs",
+                    ": dump the .caffemodel with the script in checkpoints/README.md",
+                    "; dump numeric blobs with the script in checkpoints/README.md",
+                    "Caffe blobs (expected 'conv1/0', 'bn_conv1/0', ..., 'fc1000/0')")
+
+
+def read_npz(path, what, hint="", pickled_hint="", empty="arrays"):
+    """{name: array} of the .npz at `path` with allow_pickle=False (an object array is refused,
+    never loaded); PortError naming `what` otherwise. `hint`, `pickled_hint`: how to make a
+    good file, appended to the not-a-zip and the pickled-arrays lines."""
     single_file(path)
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic[:2] != b"PK":  # an .npz is a zip archive
-        raise PortError("%s is not an .npz of Caffe blobs (not a zip archive): dump the "
-                        ".caffemodel with the script in checkpoints/README.md" % path)
+        raise PortError("%s is not %s (not a zip archive)%s" % (path, what, hint))
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {name: f[name] for name in f.files}
     except ValueError as e:
         if "allow_pickle" in str(e) or "pickled" in str(e):
-            raise PortError("%s cannot be read as an .npz of Caffe blobs: it holds object "
-                            "(pickled) arrays, which are never loaded; dump numeric blobs with "
-                            "the script in checkpoints/README.md" % path)
-        raise PortError("%s cannot be read as an .npz of Caffe blobs: %s"
-                        % (path, fileio.error_line(e)))
+            raise PortError("%s cannot be read as %s: it holds object (pickled) arrays, which "
+                            "are never loaded%s" % (path, what, pickled_hint))
+        raise PortError("%s cannot be read as %s: %s" % (path, what, fileio.error_line(e)))
     except OSError as e:
-        raise PortError("%s cannot be read as an .npz of Caffe blobs: %s"
-                        % (path, fileio.error_line(e)))
+        raise PortError("%s cannot be read as %s: %s" % (path, what, fileio.error_line(e)))
     if not arrays:
-        raise PortError("%s is an empty .npz: it holds no Caffe blobs (expected 'conv1/0', "
-                        "'bn_conv1/0', ..., 'fc1000/0')" % path)
+        raise PortError("%s is an empty .npz: it holds no %s" % (path, empty))
     return arrays
 
 

@@ -10,7 +10,10 @@ from resnet_tf1 import checkpoints
 from resnet_tf1 import model as model_lib
 from resnet_tf1.checkpoints import listing
 
-Port = collections.namedtuple("Port", ["arrays", "model", "preprocessing", "labels", "skipped"])
+# `extra`: source facts config.json keeps under "source" (e.g. torchvision's per-layer
+# num_batches_tracked, which an export writes back).
+Port = collections.namedtuple("Port", ["arrays", "model", "preprocessing", "labels", "skipped",
+                                       "extra"], defaults=(None,))
 
 # One record per source format; adding a source touches its own module and the list in
 # `porting/__init__.py`, nothing else.

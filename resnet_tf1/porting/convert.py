@@ -49,6 +49,8 @@ def write(result, output_dir, source, input_path, overwrite=False):
                        "skipped_training_state": result.skipped},
             "tensorflow_version": tf.__version__,
         }
+        if result.extra:
+            config["source"].update(result.extra)
         rundir.write_converted_record(tmp, config)
     return config
 
