@@ -49,10 +49,20 @@ class BNStatsError(errors.UserError):
     variance); nothing was written."""
 
 
+# The input stream's seed of a recompute over augmented images (--bn_recompute_input=train): fixed,
+# so that one checkpoint always gives the same statistics.
+TRAIN_INPUT_SEED = 1512
+
+
 def _training_images(params, batch_size, skips=None):
-    """Training images with the evaluation preprocessing, in file order, one pass."""
+    """The images the statistics are computed over: the training split with the evaluation
+    preprocessing in file order (one pass), or (`bn_recompute_input="train"`) the training
+    pipeline, augmentation included, shuffled and augmented with TRAIN_INPUT_SEED."""
+    train = params.bn_recompute_input == "train"
     ds, _ = data_lib.make_dataset(params.dataset, params.data_dir, "train", batch_size,
-                                  training=False, skips=skips, **params.data_options())
+                                  training=train, skips=skips,
+                                  seed=TRAIN_INPUT_SEED if train else None,
+                                  **params.data_options())
     with tf.device("/cpu:0"):
         return tf1.data.make_one_shot_iterator(ds).get_next()
 
@@ -252,7 +262,11 @@ def _recompute(params, checkpoint, num_batches, batch_size, lock):
             "num_layers": len(stats) // 2,
             "num_batches": num_batches,
             "batch_size": batch_size or params.batch_size, "seconds": round(seconds, 2),
-            "preprocessing": "training split, evaluation preprocessing, file order"}
+            "input": params.bn_recompute_input,
+            "seed": TRAIN_INPUT_SEED if params.bn_recompute_input == "train" else None,
+            "preprocessing": ("training split, training augmentation (seed %d)" % TRAIN_INPUT_SEED
+                              if params.bn_recompute_input == "train" else
+                              "training split, evaluation preprocessing, file order")}
     output_dir = os.path.join(params.model_dir, rundir.BN_RECOMPUTED_SUBDIR)
     info["checkpoint"] = os.path.join(output_dir, os.path.basename(source.prefix))
     os.makedirs(params.model_dir, exist_ok=True)

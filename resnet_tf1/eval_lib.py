@@ -1,6 +1,7 @@
 """Evaluation: top-1 / top-5 over a whole evaluation set, one checkpoint or each new one."""
 
 import dataclasses
+import json
 import os
 import time
 
@@ -58,7 +59,59 @@ def parse_scales(text):
     return scales
 
 
-def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
+BN_STATS = ("running", "recomputed")
+
+
+def _with_bn_stats(checkpoint, bn_stats):
+    """The checkpoint prefix to evaluate for `--bn_stats`: a run directory's latest training
+    checkpoint (running), its recomputed-BN checkpoint of that step (recomputed; an error when
+    there is none), or, unset, what `rundir.resolve` picks (recomputed when present)."""
+    if bn_stats is None or not os.path.isdir(checkpoint):
+        if bn_stats == "recomputed" and os.path.basename(os.path.dirname(
+                checkpoints.resolve_path(checkpoint))) != rundir.BN_RECOMPUTED_SUBDIR:
+            raise errors.FlagError("--bn_stats=recomputed: %s is not a checkpoint with "
+                                   "recomputed BN statistics (give the run directory)"
+                                   % checkpoint)
+        return checkpoint
+    latest = checkpoints.latest_training(checkpoint)
+    if bn_stats == "running":
+        return latest
+    recomputed = checkpoints.resolve_path(checkpoint)
+    if recomputed == latest:
+        raise errors.FlagError(
+            "--bn_stats=recomputed: %s has no BN statistics recomputed for its latest checkpoint "
+            "%s (python scripts/recompute_bn.py --flagfile=%s)"
+            % (checkpoint, os.path.basename(latest), rundir.flags_path(checkpoint)))
+    return recomputed
+
+
+def bn_statistics(prefix):
+    """What BN statistics checkpoint `prefix` holds: {"kind": "recomputed", "input": "train" |
+    "eval", "num_images": N, "seed": ...} for one in bn_recomputed/ (from its bn_stats.json),
+    else {"kind": "running"}."""
+    directory = os.path.dirname(prefix)
+    if os.path.basename(directory) != rundir.BN_RECOMPUTED_SUBDIR:
+        return {"kind": "running"}
+    out = {"kind": "recomputed"}
+    try:
+        with open(os.path.join(directory, "bn_stats.json")) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return out
+    out.update(input=info.get("input", "eval"), num_images=info.get("num_images"),
+               seed=info.get("seed"))
+    return out
+
+
+def describe_bn_statistics(stats):
+    """"running" / "recomputed over 10240 images (train input)"."""
+    if stats.get("kind") != "recomputed":
+        return "running"
+    return "recomputed over %s images (%s input)" % (stats.get("num_images", "?"),
+                                                     stats.get("input", "eval"))
+
+
+def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False, bn_stats=None):
     """Evaluates `checkpoint` (a prefix or a directory) over the whole evaluation set.
 
     Args:
@@ -67,6 +120,8 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
         scales: the multi-scale protocol instead (see `multi_scale_scores`): whole images, the
             shorter side resized to each of these sizes (ImageNet: one image per batch).
         flip: with `scales`, also each mirrored image.
+        bn_stats: "running", "recomputed" or None (a run directory's recomputed statistics when
+            present); metrics.json's "bn_statistics" says which were used.
 
     Returns:
         dict(top_1_accuracy, top_5_accuracy, num_examples, num_skipped (records the input
@@ -85,7 +140,7 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
         raise errors.FlagError("--dataset=%s has no evaluation set (expected one of %s)"
                                % (params.dataset, ", ".join(
                                    n for n in data_lib.DATASETS if data_lib.has_files(n))))
-    ckpt = rundir.checkpoint(checkpoint)
+    ckpt = rundir.checkpoint(_with_bn_stats(checkpoint, bn_stats))
     graph = tf.Graph()
     with graph.as_default():
         skips = data_lib.SkippedRecords()
@@ -136,6 +191,7 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False):
             "num_examples": n, "num_skipped": skips.total, "global_step": ckpt.step,
             "checkpoint": ckpt.prefix, "ten_crop": bool(ten_crop),
             "multi_scale": list(scales) if scales else None, "flip": bool(flip),
+            "bn_statistics": bn_statistics(ckpt.prefix),
             "class_names": names,
             "per_class_accuracy": {
                 name: (float(confusion[i, i]) / per_class[i] if per_class[i] else None)

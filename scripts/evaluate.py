@@ -23,6 +23,9 @@ flags.DEFINE_string("multi_scale", None, "The paper's multi-scale testing: comma
                     "shorter-side sizes (e.g. 224,256,384,480,640); the network runs fully-"
                     "convolutionally on each whole resized image and the softmax is averaged.")
 flags.DEFINE_bool("flip", False, "With --multi_scale, also average over the mirrored images.")
+flags.DEFINE_enum("bn_stats", None, list(eval_lib.BN_STATS), "BN statistics of a run "
+                  "directory: running (the training checkpoint's moving averages) or recomputed "
+                  "(bn_recomputed/, an error when absent); default: recomputed when present.")
 flags.DEFINE_bool("watch", False, "Evaluate each new checkpoint in --model_dir as it appears.")
 flags.DEFINE_string("confusion_matrix", None, "Also draw the confusion matrix (rows: true "
                     "class, columns: predicted) to this PNG (needs matplotlib).")
@@ -36,10 +39,12 @@ def _report(metrics):
     if metrics.get("multi_scale"):
         protocol = ", scales %s%s" % (",".join(map(str, metrics["multi_scale"])),
                                       " + flips" if metrics["flip"] else "")
-    print("step %s: top-1 %.4f  top-5 %.4f  over %d examples%s%s (%s)"
+    bn = metrics.get("bn_statistics")
+    print("step %s: top-1 %.4f  top-5 %.4f  over %d examples%s%s (%s%s)"
           % (metrics["global_step"], metrics["top_1_accuracy"], metrics["top_5_accuracy"],
              metrics["num_examples"], protocol,
-             ", %d records skipped" % skipped if skipped else "", metrics["checkpoint"]))
+             ", %d records skipped" % skipped if skipped else "", metrics["checkpoint"],
+             "; BN statistics %s" % eval_lib.describe_bn_statistics(bn) if bn else ""))
     per_class = metrics.get("per_class_accuracy") or {}
     if 0 < len(per_class) <= 20:
         print("per class: " + ", ".join("%s %s" % (name, "%.3f" % acc if acc is not None else "-")
@@ -61,7 +66,7 @@ def main(argv):
                 _report(metrics)
             return 0
         metrics = eval_lib.evaluate(params, FLAGS.checkpoint_path or params.model_dir,
-                                    FLAGS.ten_crop, scales, FLAGS.flip)
+                                    FLAGS.ten_crop, scales, FLAGS.flip, FLAGS.bn_stats)
         path = eval_lib.write_metrics(metrics, eval_dir)
         if FLAGS.confusion_matrix:
             logging.info("wrote %s", eval_lib.plot_confusion_matrix(metrics,

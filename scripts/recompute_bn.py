@@ -5,7 +5,8 @@
         [--model_dir=DIR] [--checkpoint_path=PREFIX] [--num_batches=80] [--batch_size=128]
 
 Takes the training flagfile (model and data flags). Runs --num_batches batches of the training
-split (evaluation preprocessing, file order) through the network with frozen weights, computes each
+split (--bn_recompute_input=eval: evaluation preprocessing, file order; =train: the training
+augmentation with a fixed seed) through the network with frozen weights, computes each
 BN layer's population mean and variance, and writes <model_dir>/bn_recomputed/ (a checkpoint with
 only the BN statistics changed, plus bn_stats.json), atomically. evaluate.py then uses it.
 """
@@ -36,8 +37,8 @@ def main(argv):
     if info is None:
         print("no BN layer trained (--trainable_scopes): nothing to recompute")
         return 0
-    print("recomputed BN statistics over %d training images in %.1f s: %s"
-          % (info["num_images"], info["seconds"], info["checkpoint"]))
+    print("recomputed BN statistics over %d training images (%s input) in %.1f s: %s"
+          % (info["num_images"], info["input"], info["seconds"], info["checkpoint"]))
     logging.info("source checkpoint %s is unchanged", info["source"])
     return 0
 

@@ -585,6 +585,59 @@ def test_recompute_gives_exact_population_statistics(cifar_dir, tmp_path):
     assert eval_lib.evaluate(p, str(model_dir))["checkpoint"] == recomputed_path
 
 
+def test_recompute_over_the_training_augmentation(cifar_dir, tmp_path):
+    """--bn_recompute_input=train: the statistics are numpy's moments of each layer's input over
+    the augmented training images the seeded pipeline gives (captured here with the same seed),
+    the same twice, and evaluation names which statistics it used."""
+    import dataclasses
+    from resnet_tf1 import bn_stats, eval_lib
+    from resnet_tf1 import data as data_lib
+    model_dir = tmp_path / "run"
+    p = params(model_dir, cifar_dir, max_steps=4, batch_size=32)
+    train_lib.train(p)
+    t = dataclasses.replace(p, bn_recompute_input="train")
+    ckpt = rundir.checkpoint(str(model_dir / "model.ckpt-4"))
+    first, n = bn_stats.compute(t, ckpt, 2)
+    second, _ = bn_stats.compute(t, ckpt, 2)
+    assert n == 64 and all(first[k].tobytes() == second[k].tobytes() for k in first)
+    eval_input, _ = bn_stats.compute(p, ckpt, 2)
+    assert any(not np.allclose(first[k], eval_input[k]) for k in first)  # the input matters
+    with tf.Graph().as_default():
+        ds, _ = data_lib.make_dataset("cifar10", cifar_dir, "train", 32, True,
+                                      seed=bn_stats.TRAIN_INPUT_SEED)
+        nxt = tf1.data.make_one_shot_iterator(ds).get_next()
+        with tf1.Session() as s:
+            augmented = [s.run(nxt)[0] for _ in range(2)]
+    with tf.Graph().as_default():
+        x = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+        model = run_config.build_model(p)
+        model(x, is_training=True)
+        picked = [model.bn_layers[0], model.bn_layers[-1]]
+        from resnet_tf1 import restore
+        restorer = restore.Restorer(ckpt.prefix)
+        with tf1.Session() as s:
+            s.run(tf1.global_variables_initializer())
+            restorer.restore(s)
+            captured = [s.run([l.inputs for l in picked], {x: b}) for b in augmented]
+    for k, layer in enumerate(picked):
+        acts = np.concatenate([c[k] for c in captured]).astype(np.float64)
+        mean, var = acts.mean((0, 1, 2)), acts.var((0, 1, 2))
+        np.testing.assert_allclose(first[layer.moving_mean.op.name], mean, rtol=1e-4,
+                                   atol=1e-4 * np.abs(mean).max(), err_msg=layer.scope)
+        np.testing.assert_allclose(first[layer.moving_variance.op.name], var, rtol=1e-4,
+                                   err_msg=layer.scope)
+    info = bn_stats.recompute(t, None, 2)
+    assert (info["input"], info["seed"], info["num_images"]) == ("train", 1512, 64)
+    recomputed = eval_lib.evaluate(p, str(model_dir))
+    assert recomputed["bn_statistics"] == {"kind": "recomputed", "input": "train",
+                                           "num_images": 64, "seed": 1512}
+    running = eval_lib.evaluate(p, str(model_dir), bn_stats="running")
+    assert running["bn_statistics"] == {"kind": "running"}
+    assert running["checkpoint"] == str(model_dir / "model.ckpt-4")
+    assert eval_lib.describe_bn_statistics(recomputed["bn_statistics"]) == \
+        "recomputed over 64 images (train input)"
+
+
 def test_batch_moments_do_not_overflow_for_finite_activations():
     """Squaring 3e19 in float32 gives Inf (tf.nn.moments on the activations themselves); the
     scaled moments give the float64 population statistics of the same values."""
@@ -656,7 +709,7 @@ def test_sigkill_during_recompute_leaves_the_original_usable(cifar_dir, tmp_path
     r = _cli("recompute_bn.py", *args[:-2], "--batch_size=50", "--num_batches=2")
     out, _ = r.communicate(timeout=300)
     assert r.returncode == 0, out[-2000:]
-    assert "recomputed BN statistics over 100 training images" in out
+    assert "recomputed BN statistics over 100 training images (eval input)" in out
 
 
 def test_towers_keep_their_placement_inside_the_model(monkeypatch):
