@@ -57,7 +57,9 @@ def validation_dir(data_dir):
     return None
 
 
-def _images_under(path):
+def images_under(path):
+    """The image files (by extension, any case) in `path` and below it, sorted; hidden entries
+    skipped."""
     out = []
     for root, dirs, files in os.walk(path, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -97,7 +99,7 @@ def listing(data_dir, split, validation_fraction=0.0):
                             "%s)" % (val_root, train_root, ", ".join(extra), len(names),
                                      ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")))
         for name in _subdirs(val_root):
-            found = _images_under(os.path.join(val_root, name))
+            found = images_under(os.path.join(val_root, name))
             paths += found
             label_ids += [index[name]] * len(found)
     elif split == "eval" and not validation_fraction:
@@ -106,7 +108,7 @@ def listing(data_dir, split, validation_fraction=0.0):
                         "--validation_fraction (e.g. 0.1)" % data_dir)
     else:
         for name in names:
-            for path in _images_under(os.path.join(train_root, name)):
+            for path in images_under(os.path.join(train_root, name)):
                 if validation_fraction and held_out(os.path.relpath(path, train_root),
                                                     validation_fraction) != (split == "eval"):
                     continue
@@ -114,10 +116,10 @@ def listing(data_dir, split, validation_fraction=0.0):
                 label_ids.append(index[name])
     if not paths:
         where = val_root if split == "eval" and val_root else train_root
-        raise DataError("%s: no %s images found for the %s split (extensions %s)"
-                        % (where, "held-out" if split == "eval" and not val_root else "",
-                           "evaluation" if split == "eval" else "training",
-                           ", ".join(EXTENSIONS)).replace("no  ", "no "))
+        what = ("held-out " if split == "eval" and not val_root else "") + "images"
+        raise DataError("%s: no %s found for the %s split (extensions %s)"
+                        % (where, what, "evaluation" if split == "eval" else "training",
+                           ", ".join(EXTENSIONS)))
     return paths, label_ids, names
 
 

@@ -78,7 +78,7 @@ def list_ilsvrc(input_dir, label_offset, validation_labels_file=None, metadata_f
     index = {w: i for i, w in enumerate(wnids)}
     splits = {"train": []}
     for wnid in wnids:
-        for path in folder._images_under(os.path.join(train_root, wnid)):
+        for path in folder.images_under(os.path.join(train_root, wnid)):
             splits["train"].append(Item(path, index[wnid] + label_offset, wnid,
                                         text.get(wnid, wnid)))
     val_root = folder.validation_dir(input_dir)
