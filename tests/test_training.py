@@ -543,6 +543,18 @@ def test_running_statistics_evaluate_like_batch_statistics_after_a_short_run(cif
     assert biased < batch - 0.2, (biased, batch)
 
 
+def _assert_population_statistics(stats, layers, captured):
+    """`stats` (moving-statistic name: value) equal numpy's mean and variance of each layer's
+    input over the captured batches ([per batch: [per layer: activations]]), to 1e-4."""
+    for k, layer in enumerate(layers):
+        acts = np.concatenate([c[k] for c in captured]).astype(np.float64)
+        mean, var = acts.mean((0, 1, 2)), acts.var((0, 1, 2))
+        np.testing.assert_allclose(stats[layer.moving_mean.op.name], mean, rtol=1e-4,
+                                   atol=1e-4 * np.abs(mean).max(), err_msg=layer.scope)
+        np.testing.assert_allclose(stats[layer.moving_variance.op.name], var, rtol=1e-4,
+                                   err_msg=layer.scope)
+
+
 def test_recompute_gives_exact_population_statistics(cifar_dir, tmp_path):
     from resnet_tf1 import checkpoints, eval_lib
     model_dir = tmp_path / "run"
@@ -573,13 +585,7 @@ def test_recompute_gives_exact_population_statistics(cifar_dir, tmp_path):
             restorer.restore(s)
             captured = [s.run([l.inputs for l in picked], {x: images[i:i + 32]})
                         for i in range(0, 96, 32)]
-    for k, layer in enumerate(picked):
-        acts = np.concatenate([c[k] for c in captured]).astype(np.float64)
-        mean, var = acts.mean((0, 1, 2)), acts.var((0, 1, 2))
-        np.testing.assert_allclose(recomputed[layer.moving_mean.op.name], mean, rtol=1e-4,
-                                   atol=1e-4 * np.abs(mean).max(), err_msg=layer.scope)
-        np.testing.assert_allclose(recomputed[layer.moving_variance.op.name], var, rtol=1e-4,
-                                   err_msg=layer.scope)
+    _assert_population_statistics(recomputed, picked, captured)
     # Loading the run's directory now uses the recomputed statistics.
     assert rundir.checkpoint(str(model_dir)).prefix == recomputed_path
     assert eval_lib.evaluate(p, str(model_dir))["checkpoint"] == recomputed_path
@@ -619,13 +625,7 @@ def test_recompute_over_the_training_augmentation(cifar_dir, tmp_path):
             s.run(tf1.global_variables_initializer())
             restorer.restore(s)
             captured = [s.run([l.inputs for l in picked], {x: b}) for b in augmented]
-    for k, layer in enumerate(picked):
-        acts = np.concatenate([c[k] for c in captured]).astype(np.float64)
-        mean, var = acts.mean((0, 1, 2)), acts.var((0, 1, 2))
-        np.testing.assert_allclose(first[layer.moving_mean.op.name], mean, rtol=1e-4,
-                                   atol=1e-4 * np.abs(mean).max(), err_msg=layer.scope)
-        np.testing.assert_allclose(first[layer.moving_variance.op.name], var, rtol=1e-4,
-                                   err_msg=layer.scope)
+    _assert_population_statistics(first, picked, captured)
     info = bn_stats.recompute(t, None, 2)
     assert (info["input"], info["seed"], info["num_images"]) == ("train", 1512, 64)
     recomputed = eval_lib.evaluate(p, str(model_dir))

@@ -105,6 +105,27 @@ def bottleneck_depth(units_per_stage, what):
                     % (what, key, ", ".join("%d: %s" % (d, u) for d, u in known.items())))
 
 
+def depth_from_blocks(names, pattern, first_stage, what):
+    """The ImageNet ResNet depth whose units per stage and unit kind match the source names:
+    `pattern` matches a unit's convolution with groups (stage, unit index from 0, conv number);
+    stages are numbered from `first_stage`; a conv number 3 means bottleneck units. PortError
+    naming `what` when nothing matches."""
+    units, bottleneck = {}, False
+    for name in names:
+        m = pattern.match(name)
+        if m:
+            stage, unit, conv = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            units[stage] = max(units.get(stage, 0), unit + 1)
+            bottleneck = bottleneck or conv == 3
+    key = tuple(units.get(first_stage + s, 0) for s in range(4))
+    for depth, table in model_lib.IMAGENET_UNITS.items():
+        if tuple(table) == key and (depth not in model_lib.BASIC_DEPTHS) == bottleneck:
+            return depth
+    raise PortError("%s has %s %s units per stage, which match no ResNet (18: 2-2-2-2 basic, "
+                    "34: 3-4-6-3 basic, 50: 3-4-6-3, 101: 3-4-23-3, 152: 3-8-36-3 bottleneck)"
+                    % (what, "-".join(map(str, key)), "bottleneck" if bottleneck else "basic"))
+
+
 def run_checkpoint_graph(path, images, build, scope):
     """Logits of a reference network on `images`, its `scope` variables restored from `path`.
 

@@ -29,7 +29,7 @@ from resnet_tf1 import model as model_lib
 from resnet_tf1.data import imagenet, preprocessing
 from resnet_tf1.porting import caffe
 from resnet_tf1.porting.common import (Consumer, Port, PortError, SourceFormat, bn_names,
-                                       single_file)
+                                       depth_from_blocks, single_file)
 
 BN = ("gamma", "beta", "mean/EMA", "variance/EMA")  # in our BN_PARAMETERS order
 _BLOCK = re.compile(r"^group(\d)/block(\d+)/conv(\d)/W$")
@@ -59,19 +59,7 @@ def layout(arrays):
 
 
 def detect_depth(arrays):
-    units, bottleneck = {}, False
-    for name in arrays:
-        m = _BLOCK.match(name)
-        if m:
-            g, b, c = int(m.group(1)), int(m.group(2)), int(m.group(3))
-            units[g] = max(units.get(g, 0), b + 1)
-            bottleneck = bottleneck or c == 3
-    key = tuple(units.get(g, 0) for g in range(4))
-    for depth, table in model_lib.IMAGENET_UNITS.items():
-        if tuple(table) == key and (depth not in model_lib.BASIC_DEPTHS) == bottleneck:
-            return depth
-    raise PortError("tensorpack .npz has %s blocks per group (%s), which match no ResNet"
-                    % ("-".join(map(str, key)), "bottleneck" if bottleneck else "basic"))
+    return depth_from_blocks(arrays, _BLOCK, 0, "tensorpack .npz")
 
 
 def to_target(arrays, depth=None, num_classes=None, scope=None):

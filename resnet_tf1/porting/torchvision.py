@@ -27,7 +27,7 @@ from resnet_tf1 import model as model_lib
 from resnet_tf1.data import preprocessing
 from resnet_tf1.porting import torch_files
 from resnet_tf1.porting.common import (Consumer, Port, PortError, SourceFormat, bn_names,
-                                       single_file)
+                                       depth_from_blocks, single_file)
 
 # torchvision's BN parameter names, in our BN_PARAMETERS order (gamma, beta, mean, variance).
 BN_NAMES = ("weight", "bias", "running_mean", "running_var")
@@ -93,21 +93,7 @@ def to_theirs(kind, value):
 
 
 def detect_depth(arrays):
-    units, bottleneck = {}, False
-    for name in arrays:
-        m = _BLOCK.match(name)
-        if m:
-            stage, k, conv = int(m.group(1)), int(m.group(2)), int(m.group(3))
-            units[stage] = max(units.get(stage, 0), k + 1)
-            bottleneck = bottleneck or conv == 3
-    key = tuple(units.get(s, 0) for s in (1, 2, 3, 4))
-    for depth, table in model_lib.IMAGENET_UNITS.items():
-        if tuple(table) == key and (depth not in model_lib.BASIC_DEPTHS) == bottleneck:
-            return depth
-    raise PortError("torchvision state dict has %s blocks per layer (%s), which match no "
-                    "torchvision ResNet (18: 2-2-2-2 basic, 34: 3-4-6-3 basic, 50: 3-4-6-3, "
-                    "101: 3-4-23-3, 152: 3-8-36-3 bottleneck)"
-                    % ("-".join(map(str, key)), "bottleneck" if bottleneck else "basic"))
+    return depth_from_blocks(arrays, _BLOCK, 1, "torchvision state dict")
 
 
 def to_target(arrays, depth=None, num_classes=None, scope=None):
