@@ -59,13 +59,19 @@ def parse_scales(text):
     return scales
 
 
-BN_STATS = ("running", "recomputed")
+# `evaluate(bn_stats=)`: the training checkpoint's moving averages, the recomputed population
+# statistics (bn_recomputed/), or each evaluation batch's own statistics (as in training: the
+# reference the other two approximate; it depends on --batch_size and the evaluation order).
+BN_STATS = ("running", "recomputed", "batch")
 
 
 def _with_bn_stats(checkpoint, bn_stats):
     """The checkpoint prefix to evaluate for `--bn_stats`: a run directory's latest training
     checkpoint (running), its recomputed-BN checkpoint of that step (recomputed; an error when
     there is none), or, unset, what `rundir.resolve` picks (recomputed when present)."""
+    if bn_stats == "batch":  # the weights are the training checkpoint's; its statistics unused
+        return (checkpoints.latest_training(checkpoint) if os.path.isdir(checkpoint)
+                else checkpoint)
     if bn_stats is None or not os.path.isdir(checkpoint):
         if bn_stats == "recomputed" and os.path.basename(os.path.dirname(
                 checkpoints.resolve_path(checkpoint))) != rundir.BN_RECOMPUTED_SUBDIR:
@@ -104,7 +110,9 @@ def bn_statistics(prefix):
 
 
 def describe_bn_statistics(stats):
-    """"running" / "recomputed over 10240 images (train input)"."""
+    """"running" / "recomputed over 10240 images (train input)" / "of each batch of 128"."""
+    if stats.get("kind") == "batch":
+        return "of each evaluation batch of %s" % stats.get("batch_size", "?")
     if stats.get("kind") != "recomputed":
         return "running"
     return "recomputed over %s images (%s input)" % (stats.get("num_images", "?"),
@@ -120,7 +128,8 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False, bn_sta
         scales: the multi-scale protocol instead (see `multi_scale_scores`): whole images, the
             shorter side resized to each of these sizes (ImageNet: one image per batch).
         flip: with `scales`, also each mirrored image.
-        bn_stats: "running", "recomputed" or None (a run directory's recomputed statistics when
+        bn_stats: "running", "recomputed", "batch" (each evaluation batch normalised by its own
+            statistics, as in training) or None (a run directory's recomputed statistics when
             present); metrics.json's "bn_statistics" says which were used.
 
     Returns:
@@ -134,6 +143,12 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False, bn_sta
         raise errors.FlagError("--ten_crop and --multi_scale are two test protocols: choose one")
     if flip and not scales:
         raise errors.FlagError("--flip applies to --multi_scale (the ten crops include flips)")
+    if bn_stats is not None and bn_stats not in BN_STATS:
+        raise errors.FlagError("--bn_stats=%s: expected one of %s" % (bn_stats,
+                                                                     ", ".join(BN_STATS)))
+    if bn_stats == "batch" and (scales or ten_crop):
+        raise errors.FlagError("--bn_stats=batch evaluates batches of --batch_size images: it "
+                               "does not combine with --ten_crop or --multi_scale")
     if scales and params.dataset == "imagenet":
         params = dataclasses.replace(params, batch_size=1)  # images of their own sizes
     if not data_lib.has_files(params.dataset):
@@ -158,7 +173,8 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False, bn_sta
                                     axis=1)
         else:
             # Rank logits, not their softmax: float32 softmax ties where the logits do not.
-            scores, _ = model(images, is_training=False)
+            # Batch statistics: the training-mode graph; its update ops are never run.
+            scores, _ = model(images, is_training=bn_stats == "batch")
         k = min(5, params.resolved_num_classes())
         top1 = tf.reduce_sum(tf.cast(metrics_lib.in_top_k(scores, labels, 1), tf.int64))
         top5 = tf.reduce_sum(tf.cast(metrics_lib.in_top_k(scores, labels, k), tf.int64))
@@ -191,7 +207,8 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False, bn_sta
             "num_examples": n, "num_skipped": skips.total, "global_step": ckpt.step,
             "checkpoint": ckpt.prefix, "ten_crop": bool(ten_crop),
             "multi_scale": list(scales) if scales else None, "flip": bool(flip),
-            "bn_statistics": bn_statistics(ckpt.prefix),
+            "bn_statistics": ({"kind": "batch", "batch_size": params.batch_size}
+                              if bn_stats == "batch" else bn_statistics(ckpt.prefix)),
             "class_names": names,
             "per_class_accuracy": {
                 name: (float(confusion[i, i]) / per_class[i] if per_class[i] else None)

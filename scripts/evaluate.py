@@ -24,8 +24,10 @@ flags.DEFINE_string("multi_scale", None, "The paper's multi-scale testing: comma
                     "convolutionally on each whole resized image and the softmax is averaged.")
 flags.DEFINE_bool("flip", False, "With --multi_scale, also average over the mirrored images.")
 flags.DEFINE_enum("bn_stats", None, list(eval_lib.BN_STATS), "BN statistics of a run "
-                  "directory: running (the training checkpoint's moving averages) or recomputed "
-                  "(bn_recomputed/, an error when absent); default: recomputed when present.")
+                  "directory: running (the training checkpoint's moving averages), recomputed "
+                  "(bn_recomputed/, an error when absent) or batch (each evaluation batch of "
+                  "--batch_size normalised by its own statistics, as in training: the reference); "
+                  "default: recomputed when present.")
 flags.DEFINE_bool("watch", False, "Evaluate each new checkpoint in --model_dir as it appears.")
 flags.DEFINE_string("confusion_matrix", None, "Also draw the confusion matrix (rows: true "
                     "class, columns: predicted) to this PNG (needs matplotlib).")

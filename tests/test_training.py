@@ -1,6 +1,7 @@
 """Training and evaluation on small data the tests make: pipelines, learning, resume, SIGKILL,
 NaN guard, towers, fine-tuning, metrics.json and the CLI's error lines."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from resnet_tf1 import run_config, rundir, train_lib
+from resnet_tf1 import errors, run_config, rundir, train_lib
 from resnet_tf1.data import DataError, cifar10, imagenet
 from resnet_tf1.data import common as data_common
 from resnet_tf1.data import fake
@@ -528,6 +529,14 @@ def test_running_statistics_evaluate_like_batch_statistics_after_a_short_run(cif
           % (running["top_1_accuracy"], batch))
     assert batch > 0.5, batch  # it learned
     assert abs(running["top_1_accuracy"] - batch) <= 0.02, (running["top_1_accuracy"], batch)
+    # evaluate.py --bn_stats=batch, the whole test set as one batch: the helper's number.
+    whole = eval_lib.evaluate(dataclasses.replace(p, batch_size=len(labels)),
+                              str(tmp_path / "run"), bn_stats="batch")
+    assert whole["top_1_accuracy"] == batch, (whole["top_1_accuracy"], batch)
+    assert whole["bn_statistics"] == {"kind": "batch", "batch_size": len(labels)}
+    assert whole["checkpoint"] == running["checkpoint"]
+    with pytest.raises(errors.FlagError, match="--bn_stats=batch .* --ten_crop"):
+        eval_lib.evaluate(p, str(tmp_path / "run"), bn_stats="batch", scales=[32])
     count = tf.train.load_checkpoint(running["checkpoint"]).get_tensor(
         "cifar_resnet20/bn_update_count")
     assert count == 200
