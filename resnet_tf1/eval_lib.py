@@ -201,14 +201,24 @@ def evaluate(params, checkpoint, ten_crop=False, scales=None, flip=False, bn_sta
     logging.info("evaluated %d examples in %.1f s%s", n, time.time() - start,
                  "; %d records skipped (logged by file above)" % skips.total
                  if skips.total else "")
+    metrics = metrics_from_counts(params, totals, confusion)
+    metrics.update({
+        "num_skipped": skips.total, "global_step": ckpt.step,
+        "checkpoint": ckpt.prefix, "ten_crop": bool(ten_crop),
+        "multi_scale": list(scales) if scales else None, "flip": bool(flip),
+        "bn_statistics": ({"kind": "batch", "batch_size": params.batch_size}
+                          if bn_stats == "batch" else bn_statistics(ckpt.prefix))})
+    return metrics
+
+
+def metrics_from_counts(params, totals, confusion):
+    """The metrics.json fields every evaluation shares, from (top-1 hits, top-5 hits, examples)
+    and the confusion matrix (rows true, columns predicted)."""
+    n = int(totals[2])
     names = class_names(params)
     per_class = confusion.sum(axis=1)
     return {"top_1_accuracy": float(totals[0]) / n, "top_5_accuracy": float(totals[1]) / n,
-            "num_examples": n, "num_skipped": skips.total, "global_step": ckpt.step,
-            "checkpoint": ckpt.prefix, "ten_crop": bool(ten_crop),
-            "multi_scale": list(scales) if scales else None, "flip": bool(flip),
-            "bn_statistics": ({"kind": "batch", "batch_size": params.batch_size}
-                              if bn_stats == "batch" else bn_statistics(ckpt.prefix)),
+            "num_examples": n, "num_skipped": 0,
             "class_names": names,
             "per_class_accuracy": {
                 name: (float(confusion[i, i]) / per_class[i] if per_class[i] else None)

@@ -36,25 +36,26 @@ fails.
 import collections
 import json
 import os
+import shutil
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from resnet_tf1 import errors, fileio
+from resnet_tf1 import errors, exported, fileio
 from resnet_tf1 import model as model_lib
-from resnet_tf1 import rundir, serving
+from resnet_tf1 import onnxrt, rundir, serving
 from resnet_tf1.porting import torch_files
 from resnet_tf1.porting import torchvision as torchvision_port
 
 tf1 = tf.compat.v1
 
 FORMATS = ("saved_model", "frozen_graph", "onnx", "torchvision")
-TORCHVISION_FILE = "model.safetensors"
-EXPORT_RECORD = "export.json"
-FROZEN_GRAPH = "frozen_graph.pb"
-ONNX_MODEL = "model.onnx"
-INPUT = "images"
+TORCHVISION_FILE = exported.TORCHVISION_FILE
+EXPORT_RECORD = exported.EXPORT_RECORD
+FROZEN_GRAPH = exported.FROZEN_GRAPH
+ONNX_MODEL = exported.ONNX_MODEL
+INPUT = exported.INPUT
 BYTES_INPUT = "image_bytes"
 ONNX_OPSET = 15
 # Agreement of an export with the session graph (relative logits, absolute probabilities),
@@ -86,11 +87,32 @@ def _check_export_dir(export_dir, overwrite):
         raise ExportError(problem)
 
 
-def export(servable, export_dir, fmt, input_size=None, top_k=5, dtype=None, overwrite=False):
+Calibration = collections.namedtuple("Calibration", ["images", "check_images", "source"])
+Calibration.__doc__ = """Real images for `--quantize=int8`: `images` (float32 RGB pixels
+[N, S, S, 3]) calibrate the activations, `check_images` (others) measure the agreement with the
+float32 session graph; `source` says where both came from (export.json)."""
+
+QUANTIZE = ("int8",)
+# An image float32 "decides": its top-1 probability leads the second by at least this much. The
+# int8 export must agree with float32's top-1 on --min_agreement of them.
+DECIDED_MARGIN = 0.1
+
+
+def export(servable, export_dir, fmt, input_size=None, top_k=5, dtype=None, overwrite=False,
+           quantize=None, calibration=None, calibration_method="minmax", min_agreement=0.99):
     """Writes `servable` to `export_dir` in format `fmt`; returns the export record (also
-    written as export_dir/export.json)."""
+    written as export_dir/export.json).
+
+    quantize="int8" (with fmt "onnx"): the float32 ONNX model quantized by ONNX Runtime
+    (`onnxrt.quantize`), its activations calibrated on `calibration.images` with
+    `calibration_method`; the export fails (ExportError) when its top-1 agrees with the float32
+    session graph on fewer than `min_agreement` of the `calibration.check_images` float32
+    decides (DECIDED_MARGIN)."""
     if fmt not in FORMATS:
         raise ExportError("--format=%s: expected one of %s" % (fmt, ", ".join(FORMATS)))
+    if quantize is not None:
+        check_quantize(servable, fmt, quantize, dtype, calibration_method, min_agreement)
+        _check_calibration(quantize, calibration)
     if fmt == "onnx" and (dtype or servable.model.get("dtype")) == "bfloat16":
         raise ExportError("--dtype=bfloat16 cannot be exported to ONNX (onnxruntime has no "
                           "bfloat16 convolution): export in float32 or float16")
@@ -119,11 +141,56 @@ def export(servable, export_dir, fmt, input_size=None, top_k=5, dtype=None, over
                 fileio.write_bytes(os.path.join(tmp, FROZEN_GRAPH),
                                    graph_def.SerializeToString())
                 record["file"] = FROZEN_GRAPH
+            elif quantize:
+                float_dir = os.path.join(tmp, "float32")
+                os.makedirs(float_dir)
+                float_record = _onnx(graph_def, io, float_dir)
+                record.update(float_record, dtype=quantize, float_dtype=record["dtype"])
+                record["quantization"] = onnxrt.quantize(
+                    os.path.join(float_dir, float_record["file"]),
+                    os.path.join(tmp, ONNX_MODEL), calibration.images, calibration_method)
+                record["quantization"]["calibration_source"] = calibration.source
+                shutil.rmtree(float_dir)
             else:
                 record.update(_onnx(graph_def, io, tmp))
-        record["check"] = check(servable, tmp, record, top_k, dtype)
+        if quantize:
+            record["check"] = check_quantized(servable, tmp, record, calibration.check_images,
+                                              min_agreement, top_k)
+        else:
+            record["check"] = check(servable, tmp, record, top_k, dtype)
         fileio.write_json(os.path.join(tmp, EXPORT_RECORD), record)
     return record
+
+
+def check_quantize(servable, fmt, quantize, dtype, method, min_agreement):
+    """Refuses an int8 export that cannot work, before anything is read or written."""
+    if quantize not in QUANTIZE:
+        raise ExportError("--quantize=%s: expected one of %s" % (quantize, ", ".join(QUANTIZE)))
+    if fmt != "onnx":
+        raise ExportError("--quantize=%s runs in ONNX Runtime: use it with --format=onnx, not "
+                          "--format=%s" % (quantize, fmt))
+    source_dtype = dtype or servable.model.get("dtype", "float32")
+    if source_dtype != "float32":
+        raise ExportError("--quantize=%s quantizes a float32 graph; this export computes in %s "
+                          "(export with --dtype=float32)" % (quantize, source_dtype))
+    if method not in onnxrt.CALIBRATION_METHODS:
+        raise ExportError("--calibration_method=%s: expected one of %s"
+                          % (method, ", ".join(onnxrt.CALIBRATION_METHODS)))
+    if not 0 < min_agreement <= 1:
+        raise ExportError("--min_agreement=%r must be in (0, 1]" % (min_agreement,))
+    if not onnxrt.available():
+        raise ExportError("--quantize=%s needs onnxruntime: pip install -e '.[onnx]'"
+                          % quantize)
+
+
+def _check_calibration(quantize, calibration):
+    if calibration is None or not len(calibration.images):
+        raise ExportError("--quantize=%s needs calibration images (--calibration_dir, or a "
+                          "training run's data set)" % quantize)
+    if not len(calibration.check_images):
+        raise ExportError("--quantize=%s needs images beside the %d calibration images to check "
+                          "the int8 model against float32 (%s)"
+                          % (quantize, len(calibration.images), calibration.source))
 
 
 def torchvision_problem(model_kwargs):
@@ -275,69 +342,66 @@ def _onnx(graph_def, io, directory):
     return {"file": ONNX_MODEL, "opset": ONNX_OPSET}
 
 
-def session_outputs(servable, images, top_k=5, dtype=None):
+def session_outputs(servable, images, top_k=5, dtype=None, batch_size=32):
     """{output: array} of the session graph (BN unfolded, straight from the checkpoint): the
-    reference every export is checked against."""
+    reference every export is checked against (run `batch_size` images at a time)."""
     with tf.Graph().as_default():
         x = tf1.placeholder(tf.float32, [None] + list(images.shape[1:]))
         outputs = serving.inference_graph(servable, x, top_k=top_k, dtype=dtype)
         load = serving.restorer(servable)
         with tf1.Session() as sess:
             load(sess)
-            return sess.run(dict(outputs), {x: images})
+            parts = [sess.run(dict(outputs), {x: images[i:i + batch_size]})
+                     for i in range(0, len(images), batch_size)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def run_export(directory, record, images):
-    """{output: array} of the export in `directory` (as written) on float32 `images`: the
-    SavedModel in a TF1 session, the frozen graph imported into a fresh graph, the ONNX model
-    in onnxruntime (None without onnxruntime)."""
-    fmt = record["format"]
-    if fmt == "torchvision":
-        return _run_torchvision(directory, record, images)
-    if fmt == "saved_model":
-        with tf.Graph().as_default(), tf1.Session() as sess:
-            meta = tf1.saved_model.loader.load(sess, record["tags"], directory)
-            sig = meta.signature_def["serving_default"]
-            names = list(sig.outputs)
-            values = sess.run([sig.outputs[n].name for n in names],
-                              {sig.inputs[INPUT].name: images})
-        return dict(zip(names, values))
-    if fmt == "frozen_graph":
-        graph_def = tf1.GraphDef()
-        with open(os.path.join(directory, FROZEN_GRAPH), "rb") as f:
-            graph_def.ParseFromString(f.read())
-        return run_frozen(graph_def, record, images)
+def agreement(want, got):
+    """How an export's probabilities `got` agree with the float32 reference `want` ([N, C]
+    each): top-1 agreement over all images and over the ones the reference decides
+    (DECIDED_MARGIN), and the largest probability difference."""
+    top2 = np.sort(want, axis=1)[:, -2:] if want.shape[1] > 1 else np.stack(
+        [np.zeros(len(want)), want[:, 0]], 1)
+    decided = (top2[:, 1] - top2[:, 0]) >= DECIDED_MARGIN
+    same = want.argmax(1) == got.argmax(1)
+    return {"images": int(len(want)), "top_1_agreement": float(same.mean()),
+            "decided_images": int(decided.sum()), "decided_margin": DECIDED_MARGIN,
+            "top_1_agreement_decided": float(same[decided].mean()) if decided.any() else None,
+            "max_abs_probability_difference": float(np.abs(got - want).max()),
+            "mean_abs_probability_difference": float(np.abs(got - want).mean())}
+
+
+def check_quantized(servable, directory, record, images, min_agreement, top_k=5):
+    """The int8 export against the float32 session graph on real `images` (not used for
+    calibration): `agreement`; ExportError when its top-1 agreement on the images float32
+    decides is below `min_agreement`."""
+    want = session_outputs(servable, images, top_k)["probabilities"]
+    runner = exported.load(directory, record)
     try:
-        import onnxruntime
-    except ImportError:
-        return None
-    try:
-        session = onnxruntime.InferenceSession(os.path.join(directory, ONNX_MODEL),
-                                               providers=["CPUExecutionProvider"])
-        values = session.run(None, {session.get_inputs()[0].name: images})
-    except Exception as e:  # onnxruntime's own error types
-        raise ExportError("onnxruntime cannot run the exported model: %s" % fileio.error_line(e))
-    by_tensor = dict(zip([o.name for o in session.get_outputs()], values))
-    return {n: by_tensor[io["tensor"]] for n, io in record["outputs"].items()}
-
-
-def _run_torchvision(directory, record, images):
-    """The written state dict through the numpy torchvision reference, on `images` normalised
-    as the record says (what a torch caller does before calling the module)."""
-    from resnet_tf1.references import torchvision as torchvision_ref
-    state = torch_files.read_state_dict(os.path.join(directory, TORCHVISION_FILE))
-    rec = record["preprocessing"]
-    x = images.astype(np.float64) * (float(rec.get("scale", 255.0)) / 255.0)
-    if rec["channel_order"] == "BGR":
-        x = x[..., ::-1]
-    if rec.get("mean") is not None:
-        x = x - np.asarray(rec["mean"], np.float64)
-    x = x / np.asarray(rec.get("std") or [1.0, 1.0, 1.0], np.float64)
-    logits = torchvision_ref.forward(state, x)
-    real = logits[:, 1:] if record["background_class"] else logits
-    e = np.exp(real - real.max(axis=1, keepdims=True))
-    probabilities = e / e.sum(axis=1, keepdims=True)
-    return {"logits": logits, "probabilities": probabilities}
+        got = np.concatenate([runner(images[i:i + 32])["probabilities"]
+                              for i in range(0, len(images), 32)])
+    finally:
+        runner.close()
+    result = agreement(want, got)
+    logging.info("int8 checked against the float32 session graph on %d images not used for "
+                 "calibration: top-1 agrees on %.2f %% of all, %s of the %d float32 decides; "
+                 "max abs probability difference %.3g", result["images"],
+                 100 * result["top_1_agreement"],
+                 "%.2f %%" % (100 * result["top_1_agreement_decided"])
+                 if result["decided_images"] else "none", result["decided_images"],
+                 result["max_abs_probability_difference"])
+    if not result["decided_images"]:
+        raise ExportError("none of the %d check images is decided by float32 (top-1 ahead by "
+                          "%.2f): give images like the ones the model classifies"
+                          % (len(images), DECIDED_MARGIN))
+    if result["top_1_agreement_decided"] < min_agreement:
+        raise ExportError(
+            "the int8 export agrees with float32 on %.2f %% of the %d check images float32 "
+            "decides, below --min_agreement=%g: calibrate on more images "
+            "(--calibration_batches), try --calibration_method=entropy or percentile, or "
+            "serve float32" % (100 * result["top_1_agreement_decided"],
+                               result["decided_images"], min_agreement))
+    return result
 
 
 def check(servable, directory, record, top_k=5, dtype=None, batch=2, seed=0):
@@ -347,11 +411,11 @@ def check(servable, directory, record, top_k=5, dtype=None, batch=2, seed=0):
     size = record["input_size"]
     images = np.random.RandomState(seed).uniform(0, 255, (batch, size, size, 3)).astype(
         np.float32)
-    got = run_export(directory, record, images)
-    if got is None:
+    if record["format"] == "onnx" and not onnxrt.available():
         logging.warning("onnxruntime is not installed: the ONNX model is not checked (pip "
                         "install -e '.[onnx]')")
         return None
+    got = exported.run_export(directory, record, images)
     want = session_outputs(servable, images, top_k, dtype)
     tolerance = TOLERANCE[record["dtype"]]
     result = {

@@ -185,6 +185,26 @@ def image_files(paths):
     return out
 
 
+def read_pixels(servable, paths, size=None):
+    """(float32 RGB pixels [N, S, S, 3] of the readable image files among `paths`, decoded,
+    resized and cropped exactly as predict does; [(path, one-line reason)] of the others)."""
+    rec = _geometry(servable.preprocessing, size)
+    out, unreadable = [], []
+    with tf.Graph().as_default():
+        encoded = tf1.placeholder(tf.string, [])
+        pixels = preprocessing.resize_and_crop(preprocessing.decode(encoded), rec)
+        with tf1.Session() as sess:
+            for path in paths:
+                try:
+                    with open(path, "rb") as f:
+                        out.append(sess.run(pixels, {encoded: f.read()}))
+                except (OSError, tf.errors.OpError) as e:
+                    unreadable.append((path, getattr(e, "strerror", None) or
+                                       fileio.error_line(e)))
+    crop = rec["crop"]
+    return (np.stack(out) if out else np.zeros([0, crop, crop, 3], np.float32)), unreadable
+
+
 Prediction = collections.namedtuple("Prediction", ["path", "top_k", "error"])
 
 
@@ -196,9 +216,6 @@ def predict(servable, paths, batch_size=32, top_k=5, dtype=None):
     """
     graph = tf.Graph()
     with graph.as_default():
-        encoded = tf1.placeholder(tf.string, [], name="encoded")
-        pixels = preprocessing.resize_and_crop(preprocessing.decode(encoded),
-                                               servable.preprocessing)
         size = servable.image_size
         images = tf1.placeholder(tf.float32, [None, size, size, 3], name="images")
         outputs = inference_graph(servable, images, top_k=top_k, dtype=dtype)
@@ -206,33 +223,67 @@ def predict(servable, paths, batch_size=32, top_k=5, dtype=None):
         fetch = [outputs["top_k_classes"], outputs["top_k_probabilities"]]
         with tf1.Session(config=run_config.session_config()) as sess:
             load(sess)
-            pending = []  # (path, pixels or None, error or None), in the order given
 
-            def flush():
-                ready = [p for _, p, _ in pending if p is not None]
-                if ready:
-                    classes, probs = sess.run(fetch, {images: np.stack(ready)})
-                    results = iter(zip(classes, probs))
-                for path, pixel, error in pending:
-                    if error:
-                        yield Prediction(path, None, error)
-                        continue
-                    c, p = next(results)
-                    yield Prediction(path, [(int(i), servable.labels.label(int(i)), float(q))
-                                            for i, q in zip(c, p)], None)
-                del pending[:]
+            def classify(batch):
+                classes, probs = sess.run(fetch, {images: batch})
+                return [[(int(i), servable.labels.label(int(i)), float(q))
+                         for i, q in zip(c, p)] for c, p in zip(classes, probs)]
 
-            for path in paths:
-                try:
-                    with open(path, "rb") as f:
-                        data = f.read()
-                    pending.append((path, sess.run(pixels, {encoded: data}), None))
-                except (OSError, tf.errors.OpError) as e:
-                    reason = getattr(e, "strerror", None) or fileio.error_line(e)
-                    pending.append((path, None, "%s is not a readable image: %s"
-                                    % (path, reason)))
-                if sum(p is not None for _, p, _ in pending) == batch_size:
-                    yield from flush()
-            if pending:
+            yield from classify_files(servable.preprocessing, classify, paths, batch_size)
+
+
+def predict_export(runner, record, paths, batch_size=32, top_k=5):
+    """`predict` through an exported model (`exported.load`'s runner and its export.json
+    record): the export's own top_k_classes / top_k_probabilities / class_names outputs."""
+    outputs = record.get("outputs") or record["signatures"]["serving_default"]["outputs"]
+    k = outputs["top_k_classes"]["shape"][-1]
+    if top_k > k:
+        raise errors.FlagError("--top_k=%d: this export gives the top %d (export it with "
+                               "--top_k=%d)" % (top_k, k, top_k))
+
+    def classify(batch):
+        out = runner(batch)
+        return [[(int(i), (n.decode("utf-8") if isinstance(n, bytes) else str(n)), float(q))
+                 for i, q, n in list(zip(c, p, names))[:top_k]]
+                for c, p, names in zip(out["top_k_classes"], out["top_k_probabilities"],
+                                       out["class_names"])]
+
+    rec = _geometry(record["preprocessing"], record["input_size"])
+    yield from classify_files(rec, classify, paths, batch_size)
+
+
+def classify_files(rec, classify, paths, batch_size):
+    """Decodes each file as `rec` says (`read_pixels`' way) and yields its `Prediction`, in
+    order; `classify([batch, S, S, 3] pixels)` -> per image [(class, label, probability)]."""
+    graph = tf.Graph()
+    with graph.as_default():
+        encoded = tf1.placeholder(tf.string, [], name="encoded")
+        pixels = preprocessing.resize_and_crop(preprocessing.decode(encoded), rec)
+        sess = tf1.Session(graph=graph, config=run_config.session_config())
+    pending = []  # (path, pixels or None, error or None), in the order given
+
+    def flush():
+        ready = [p for _, p, _ in pending if p is not None]
+        results = iter(classify(np.stack(ready)) if ready else [])
+        for path, pixel, error in pending:
+            if error:
+                yield Prediction(path, None, error)
+            else:
+                yield Prediction(path, next(results), None)
+        del pending[:]
+
+    try:
+        for path in paths:
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+                pending.append((path, sess.run(pixels, {encoded: data}), None))
+            except (OSError, tf.errors.OpError) as e:
+                reason = getattr(e, "strerror", None) or fileio.error_line(e)
+                pending.append((path, None, "%s is not a readable image: %s" % (path, reason)))
+            if sum(p is not None for _, p, _ in pending) == batch_size:
                 yield from flush()
-
+        if pending:
+            yield from flush()
+    finally:
+        sess.close()

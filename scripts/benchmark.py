@@ -27,6 +27,14 @@ auto_mixed_precision_onednn_bfloat16 rewrite (the same precision mode), and
 `--compare=slim_float32,keras_float32` adds them in plain float32 (no rewrite) to the same run;
 `--onednn_bf16_rewrite` turns that rewrite on for every float32 graph, ours included.
 `--fold_bn` (inference) times our BN-folded graph (`fold_bn`, what export writes).
+`--compare=ours_bfloat16` adds our graph in bfloat16 (BN folded with --fold_bn) to a float32 run.
+`--compare=onnx_float32,onnx_int8` (inference) adds our ONNX export (scripts/export.py: the
+BN-folded frozen graph through tf2onnx) run in ONNX Runtime, float32 and static int8 (QDQ,
+per-channel; calibrated on a few random-pixel batches: the speed does not depend on the values),
+timed in the same alternated rounds on the same batch (fed from numpy, the logits fetched);
+`--threads` sets the intra-op threads of every session, TensorFlow's and ONNX Runtime's alike
+(default: ONNX Runtime gets one per core, as TensorFlow's default does). With --batch_size=1 the
+table adds the p50 / p99 latency of single calls.
 `--per_layer` also times each of our convolutions alone (grouped by shape; conv + bias + ReLU, and
 in training its gradients as our training graph builds them) in its own rounds, each after the
 matmul, and prints their sum beside our whole step.
@@ -45,6 +53,7 @@ import tempfile
 import time
 
 import resnet_tf1  # noqa: F401  (first: it sets TensorFlow's CPU options before TF loads)
+import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 from tensorflow.core.protobuf import rewriter_config_pb2
@@ -57,6 +66,7 @@ FLAGS = flags.FLAGS
 # slim_float32 / keras_float32: the peer in plain float32, without the bfloat16 rewrite even in a
 # --dtype=bfloat16 run (the baseline of "bfloat16 is N x TF-slim float32", in the same run).
 PEERS = ("slim", "keras", "slim_float32", "keras_float32")
+OURS_EXTRA = ("ours_bfloat16", "onnx_float32", "onnx_int8")
 MATMUL_SECONDS = 1.0  # how long each round times the peak matmul
 # The matmul's fastest round over its slowest above which the run is flagged: the machine's own
 # speed changed during it (other load; on a VM, its neighbours). Quiet runs here: 1.02-1.07.
@@ -76,7 +86,13 @@ flags.DEFINE_string("device", "/gpu:0", "Device (soft placement falls back to th
 flags.DEFINE_list("compare", [], "Peers measured in the same run: slim (TF-slim resnet_v1_<depth>),"
                   " keras (tf-keras applications.ResNet<depth>), in our precision mode; "
                   "slim_float32, keras_float32: the same in plain float32 (no bfloat16 rewrite); "
-                  "bottleneck depths only.")
+                  "bottleneck depths only. Ours in other forms: ours_bfloat16 (our graph in "
+                  "bfloat16), onnx_float32, onnx_int8 (our ONNX export in ONNX Runtime; "
+                  "inference).")
+flags.DEFINE_integer("threads", None, "Intra-op threads of every session (TensorFlow and ONNX "
+                     "Runtime); default: each runtime's own (one per core).", lower_bound=1)
+flags.DEFINE_string("onnx_models", None, "Internal: the directory of the ONNX models a --child "
+                    "times.")
 flags.DEFINE_bool("fold_bn", False, "Inference: our graph with batch norm folded into the convs.")
 flags.DEFINE_bool("onednn_bf16_rewrite", False, "oneDNN's bfloat16 auto-mixed-precision rewrite "
                   "for every float32 graph (ours too).")
@@ -120,6 +136,9 @@ def _params(dataset="synthetic", data_dir=None, dtype=None):
 
 def _config(rewrite):
     config = run_config.session_config()
+    if FLAGS.threads:
+        config.intra_op_parallelism_threads = FLAGS.threads
+        config.inter_op_parallelism_threads = 1
     if rewrite:
         config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
             rewriter_config_pb2.RewriterConfig.ON)
@@ -177,8 +196,8 @@ def _train_op(logits, labels, update_ops, var_list=None):
                                   var_list=var_list)
 
 
-def build_ours():
-    params = _params()
+def build_ours(dtype=None):
+    params = _params(dtype=dtype)
     images, labels, _ = run_config.input_batches(params, training=FLAGS.mode == "train")
     if FLAGS.mode == "inference":
         model = run_config.build_model(params)
@@ -188,6 +207,69 @@ def build_ours():
     global_step = tf1.train.get_or_create_global_step()
     op, _ = train_lib.build_train_op(params, images, labels, global_step)
     return op
+
+
+def build_ours_bfloat16():
+    return build_ours("bfloat16")
+
+
+def export_onnx(directory):
+    """Our model (random weights, BN folded) exported as export.py does, into `directory`:
+    onnx_float32.onnx and onnx_int8.onnx (ONNX Runtime static quantization, calibrated on two
+    batches of random pixels). Returns {key: path}."""
+    from resnet_tf1 import export as export_lib, onnxrt, serving
+    from resnet_tf1.data import labels as labels_lib, preprocessing
+    params = _params(dtype="float32")
+    size = params.resolved_image_size()
+    kwargs = run_config.model_kwargs(params)
+    graph = tf.Graph()
+    with graph.as_default():
+        model = model_lib.ResNet(**kwargs)
+        model(tf1.placeholder(tf.float32, [None, size, size, 3]), is_training=False)
+        with tf1.Session(graph=graph) as sess:
+            sess.run(tf1.global_variables_initializer())
+            variables = tf1.global_variables()
+            weights = dict(zip([v.op.name for v in variables], sess.run(variables)))
+    classes = params.resolved_num_classes()
+    servable = serving.Servable(
+        directory, "benchmark", kwargs, None,
+        preprocessing.record(mean=(123.7, 116.3, 103.5), resize_shorter_side=None, crop=size),
+        None, labels_lib.table(None, classes), weights)
+    graph_def, io = export_lib._frozen(servable, size, 5, None)
+    paths = {}
+    for key in ("onnx_float32", "onnx_int8"):
+        os.makedirs(os.path.join(directory, key))
+    export_lib._onnx(graph_def, io, os.path.join(directory, "onnx_float32"))
+    paths["onnx_float32"] = os.path.join(directory, "onnx_float32", export_lib.ONNX_MODEL)
+    paths["onnx_int8"] = os.path.join(directory, "onnx_int8", export_lib.ONNX_MODEL)
+    pixels = np.random.RandomState(0).uniform(0, 255, (2 * FLAGS.batch_size, size, size, 3))
+    onnxrt.quantize(paths["onnx_float32"], paths["onnx_int8"], pixels.astype(np.float32))
+    return paths
+
+
+class OnnxCandidate:
+    """Our ONNX export in an ONNX Runtime session, timed as `Candidate` (the logits fetched)."""
+
+    def __init__(self, key, label, path):
+        from resnet_tf1 import onnxrt
+        self.key, self.label, self.rates, self.steps, self.calls = key, label, [], FLAGS.steps, []
+        self.session = onnxrt.session(path, FLAGS.threads or os.cpu_count())
+        size = _params().resolved_image_size()
+        self.feed = {self.session.get_inputs()[0].name: np.random.RandomState(1).uniform(
+            0, 255, (FLAGS.batch_size, size, size, 3)).astype(np.float32)}
+        self.fetch = [o.name for o in self.session.get_outputs() if o.name.startswith("logits")]
+
+    def run(self, steps, record=False):
+        start = time.time()
+        for _ in range(steps):
+            t = time.time()
+            self.session.run(self.fetch, self.feed)
+            if record:
+                self.calls.append(time.time() - t)
+        return time.time() - start
+
+    def close(self):
+        self.session = None
 
 
 def build_slim():
@@ -381,7 +463,7 @@ class Candidate:
     """One model in its own graph and session, timed round by round."""
 
     def __init__(self, key, label, build, rewrite):
-        self.key, self.label, self.rates, self.steps = key, label, [], FLAGS.steps
+        self.key, self.label, self.rates, self.steps, self.calls = key, label, [], FLAGS.steps, []
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.op = build()
@@ -389,11 +471,23 @@ class Candidate:
         self.session = tf1.Session(graph=self.graph, config=_config(rewrite))
         self.session.run(init)
 
-    def run(self, steps):
+    def run(self, steps, record=False):
         start = time.time()
         for _ in range(steps):
+            t = time.time()
             self.session.run(self.op)
+            if record:
+                self.calls.append(time.time() - t)
         return time.time() - start
+
+    def close(self):
+        self.session.close()
+
+
+def make_candidate(key, label, build, rewrite, onnx_paths=None):
+    if key.startswith("onnx_"):
+        return OnnxCandidate(key, label, onnx_paths[key])
+    return Candidate(key, label, build, rewrite)
 
 
 def _candidates():
@@ -403,6 +497,12 @@ def _candidates():
                                   and FLAGS.dtype == "float32" else "")
     peer_mode = "float32%s" % (", bf16 rewrite" if _peer_rewrite() else "")
     out = [("ours", ours, build_ours, FLAGS.onednn_bf16_rewrite and FLAGS.dtype == "float32")]
+    if "ours_bfloat16" in FLAGS.compare:
+        out.append(("ours_bfloat16", "ours (%s%s, bfloat16)" % (
+            FLAGS.variant, ", BN folded" if FLAGS.fold_bn else ""), build_ours_bfloat16, False))
+    for key, what in (("onnx_float32", "float32"), ("onnx_int8", "int8 QDQ per-channel")):
+        if key in FLAGS.compare:
+            out.append((key, "ours, ONNX Runtime %s" % what, None, False))
     for key, label, build in (("slim", "TF-slim resnet_v1_%d" % FLAGS.depth, build_slim),
                               ("keras", "tf-keras ResNet%d" % FLAGS.depth, build_keras)):
         if key in FLAGS.compare:
@@ -412,9 +512,12 @@ def _candidates():
     return out
 
 
-def _peak_memory_mb(key):
+def _peak_memory_mb(key, onnx_dir=None):
     """Peak resident memory of a child process that builds `key` alone and runs a few steps."""
-    args = [a for a in sys.argv[1:] if not a.startswith(("--child", "--json", "--memory"))]
+    args = [a for a in sys.argv[1:] if not a.startswith(("--child", "--json", "--memory",
+                                                          "--onnx_models"))]
+    if onnx_dir:
+        args.append("--onnx_models=" + onnx_dir)
     r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child=" + key,
                         "--nomemory"] + args, capture_output=True, text=True, timeout=3600)
     if r.returncode != 0:
@@ -427,7 +530,10 @@ def _child(key):
     build = {k: b for k, _, b, _ in _candidates()}
     build["matmul"] = build_matmul
     rewrite = {k: r for k, _, _, r in _candidates()}.get(key, False)
-    c = Candidate(key, key, build[key], rewrite)
+    paths = None
+    if key.startswith("onnx_"):
+        paths = {key: os.path.join(FLAGS.onnx_models, key, "model.onnx")}
+    c = make_candidate(key, key, build[key], rewrite, paths)
     c.run(FLAGS.warmup + 2)
     print(json.dumps({"peak_rss_mb": _peak_rss_mb()}))
 
@@ -518,14 +624,28 @@ def _check_flags(argv):
         raise app.UsageError("--input_pipeline=%s needs --data_dir (your images)"
                              % FLAGS.input_pipeline)
     for peer in FLAGS.compare:
+        if peer in OURS_EXTRA:
+            if peer.startswith("onnx_") and FLAGS.mode != "inference":
+                raise app.UsageError("--compare=%s times inference: add --mode=inference" % peer)
+            if peer.startswith("onnx_") and FLAGS.data_format != "NHWC":
+                raise app.UsageError("--compare=%s exports the NHWC graph: drop --data_format"
+                                     % peer)
+            if peer == "ours_bfloat16" and FLAGS.dtype != "float32":
+                raise app.UsageError("--compare=ours_bfloat16 is for a --dtype=float32 run")
+            continue
         if peer not in PEERS:
-            raise app.UsageError("--compare: unknown peer %r (expected %s)" % (peer,
-                                                                               ", ".join(PEERS)))
+            raise app.UsageError("--compare: unknown peer %r (expected %s)" % (
+                peer, ", ".join(PEERS + OURS_EXTRA)))
         if FLAGS.depth not in model_lib.IMAGENET_UNITS or FLAGS.depth in model_lib.BASIC_DEPTHS:
             raise app.UsageError("--compare=%s needs a bottleneck depth (50, 101, 152%s)"
                                  % (peer, ", 200" if peer.startswith("slim") else ""))
         if peer.startswith("keras") and FLAGS.depth == 200:
             raise app.UsageError("--compare=%s: tf-keras has no ResNet200" % peer)
+    if any(p.startswith("onnx_") for p in FLAGS.compare):
+        from resnet_tf1 import onnxrt
+        if not onnxrt.available():
+            raise app.UsageError("--compare=onnx_*: onnxruntime is not installed (pip install -e "
+                                 "'.[onnx]')")
     if FLAGS.fold_bn and FLAGS.mode != "inference":
         raise app.UsageError("--fold_bn applies to --mode=inference")
 
@@ -534,12 +654,17 @@ def _check_flags(argv):
 # matmul's FLOP/s per round; and, when asked for, the per-layer times, the child processes'
 # peak memory (MB per run) and the input pipeline's images/sec.
 Measured = collections.namedtuple("Measured", ["labels", "rates", "matmul_rates", "per_layer",
-                                               "memory", "pipeline"])
+                                               "memory", "pipeline", "latency"])
 
 
 def measure():
     """Times every candidate (and the matmul) in alternated rounds, then the optional extras."""
-    candidates = [Candidate(*c) for c in _candidates()]
+    onnx_tmp = onnx_paths = None
+    if any(key.startswith("onnx_") for key, _, _, _ in _candidates()):
+        onnx_tmp = tempfile.TemporaryDirectory()
+        logging.info("exporting our model to ONNX (float32, int8) in %s", onnx_tmp.name)
+        onnx_paths = export_onnx(onnx_tmp.name)
+    candidates = [make_candidate(*c, onnx_paths=onnx_paths) for c in _candidates()]
     matmul = Candidate("matmul", "matmul %dx%d %s" % (FLAGS.matmul_size, FLAGS.matmul_size,
                                                       FLAGS.dtype), build_matmul, False) \
         if FLAGS.matmul_size else None
@@ -553,12 +678,12 @@ def measure():
     matmul_flops = 2 * FLAGS.matmul_size ** 3
     for r in range(FLAGS.rounds):
         for c in timed:
-            c.rates.append(c.steps / c.run(c.steps))  # steps/sec
+            c.rates.append(c.steps / c.run(c.steps, record=c is not matmul))  # steps/sec
         logging.info("round %d/%d: %s", r + 1, FLAGS.rounds, "  ".join(
             "%s %.1f" % (c.key, c.rates[-1] * FLAGS.batch_size) if c is not matmul else
             "matmul %.1f GFLOP/s" % (c.rates[-1] * matmul_flops / 1e9) for c in timed))
     for c in candidates:
-        c.session.close()
+        c.close()
     per_layer = bench_layers(matmul, matmul_flops) if FLAGS.per_layer else None
     if matmul:
         matmul.session.close()
@@ -567,15 +692,23 @@ def measure():
         memory = {c.key: [] for c in candidates}
         for _ in range(FLAGS.memory_runs):  # alternated, like the rounds
             for key in memory:
-                mb = _peak_memory_mb(key)
+                mb = _peak_memory_mb(key, onnx_tmp.name if onnx_tmp else None)
                 if mb is not None:
                     memory[key].append(mb)
+    if onnx_tmp:
+        onnx_tmp.cleanup()
     pipeline = (bench_pipeline(FLAGS.input_pipeline) if FLAGS.input_pipeline != "none"
                 else None)
     return Measured(collections.OrderedDict((c.key, c.label) for c in candidates),
                     collections.OrderedDict((c.key, c.rates) for c in candidates),
                     [r * matmul_flops for r in matmul.rates] if matmul else [],  # FLOP/s
-                    per_layer, memory, pipeline)
+                    per_layer, memory, pipeline,
+                    collections.OrderedDict((c.key, c.calls) for c in candidates))
+
+
+def _percentile(sorted_values, q):
+    """The q-th percentile of sorted values (linear interpolation, numpy's default)."""
+    return float(np.percentile(sorted_values, q))
 
 
 def record(what, machine, m):
@@ -604,6 +737,10 @@ def record(what, machine, m):
                                                             "max": max(rates)}}
         if key == "ours" and peak:
             entry["fraction_of_matmul_peak"] = median * flops_per_image / peak
+        calls = sorted(m.latency.get(key) or [])
+        if calls:
+            entry["latency_ms"] = {"p50": 1e3 * _percentile(calls, 50),
+                                   "p99": 1e3 * _percentile(calls, 99), "calls": len(calls)}
         models[key] = entry
     ours = models["ours"]["images_per_sec"]["median"]
     if m.per_layer is not None:
@@ -613,6 +750,7 @@ def record(what, machine, m):
         if key != "ours":
             entry = models[key]
             entry["ratio_ours_to_this"] = ours / entry["images_per_sec"]["median"]
+            entry["speedup_over_ours"] = entry["images_per_sec"]["median"] / ours
             entry["ratio_ours_to_this_per_round"] = _per_round(m.rates["ours"], steps)
     if m.memory is not None:
         for key, mbs in m.memory.items():
@@ -659,6 +797,20 @@ def print_table(result):
                                   "x3 for training" if FLAGS.mode == "train" else "forward"))
         if result["drift_warning"]:
             print("warning: " + result["drift_warning"])
+    faster = ["%s %.2fx" % (key, e["speedup_over_ours"]) for key, e in result["models"].items()
+              if key in OURS_EXTRA]
+    if faster:
+        print("images/sec over ours (%s): %s" % (result["models"]["ours"]["label"],
+                                                 ", ".join(faster)))
+    if FLAGS.batch_size == 1:
+        lat = ["%s p50 %.1f ms, p99 %.1f ms" % (key, e["latency_ms"]["p50"], e["latency_ms"]["p99"])
+               for key, e in result["models"].items() if "latency_ms" in e]
+        print("latency of one image (%d calls each): %s" % (
+            result["models"]["ours"]["latency_ms"]["calls"], "; ".join(lat)))
+        ours_p50 = result["models"]["ours"]["latency_ms"]["p50"]
+        print("p50 latency, ours / this: %s" % ", ".join(
+            "%s %.2fx" % (key, ours_p50 / e["latency_ms"]["p50"])
+            for key, e in result["models"].items() if key != "ours" and "latency_ms" in e))
     ratios = ["%s %.3f" % (key, e["memory_ratio_ours_to_this"])
               for key, e in result["models"].items() if "memory_ratio_ours_to_this" in e]
     if ratios:

@@ -7,11 +7,18 @@ new checkpoint as training writes it. metrics.json holds top-1 / top-5, per-clas
 the confusion matrix (--confusion_matrix=PATH.png draws it). Test protocols: single crop
 (default), --ten_crop (ImageNet), or the paper's multi-scale fully-convolutional testing,
 --multi_scale=224,256,384,480,640 [--flip] (Tables 4/5).
+
+--export_dir=DIR evaluates an exported model instead (SavedModel, frozen graph, ONNX float32 or
+int8; scripts/export.py) on the same evaluation set, in the same order, with the same metrics
+(the pipeline's images turned back into the pixels an export takes); it writes
+DIR/eval/metrics.json. --runtime_threads sets the session's intra-op threads.
 """
+
+import os
 
 from absl import app, flags, logging
 
-from resnet_tf1 import eval_lib, run_flags, rundir
+from resnet_tf1 import errors, eval_lib, exported, run_flags, rundir
 
 FLAGS = flags.FLAGS
 run_flags.define()
@@ -28,6 +35,11 @@ flags.DEFINE_enum("bn_stats", None, list(eval_lib.BN_STATS), "BN statistics of a
                   "(bn_recomputed/, an error when absent) or batch (each evaluation batch of "
                   "--batch_size normalised by its own statistics, as in training: the reference); "
                   "default: recomputed when present.")
+flags.DEFINE_string("export_dir", None, "Evaluate this export directory (scripts/export.py: "
+                    "saved_model, frozen_graph, onnx float32 or int8) instead of a checkpoint.")
+flags.DEFINE_integer("runtime_threads", None, "With --export_dir: intra-op threads of the "
+                     "TensorFlow or ONNX Runtime session (default: the runtime's).",
+                     lower_bound=1)
 flags.DEFINE_bool("watch", False, "Evaluate each new checkpoint in --model_dir as it appears.")
 flags.DEFINE_string("confusion_matrix", None, "Also draw the confusion matrix (rows: true "
                     "class, columns: predicted) to this PNG (needs matplotlib).")
@@ -42,10 +54,14 @@ def _report(metrics):
         protocol = ", scales %s%s" % (",".join(map(str, metrics["multi_scale"])),
                                       " + flips" if metrics["flip"] else "")
     bn = metrics.get("bn_statistics")
+    source = metrics["checkpoint"]
+    if metrics.get("export_dir"):
+        source = "export %s: %s %s of %s" % (metrics["export_dir"], metrics["format"],
+                                            metrics["dtype"], metrics["checkpoint"])
     print("step %s: top-1 %.4f  top-5 %.4f  over %d examples%s%s (%s%s)"
           % (metrics["global_step"], metrics["top_1_accuracy"], metrics["top_5_accuracy"],
              metrics["num_examples"], protocol,
-             ", %d records skipped" % skipped if skipped else "", metrics["checkpoint"],
+             ", %d records skipped" % skipped if skipped else "", source,
              "; BN statistics %s" % eval_lib.describe_bn_statistics(bn) if bn else ""))
     per_class = metrics.get("per_class_accuracy") or {}
     if 0 < len(per_class) <= 20:
@@ -60,6 +76,22 @@ def main(argv):
         params = run_flags.params_from_flags()
         scales = eval_lib.parse_scales(FLAGS.multi_scale) if FLAGS.multi_scale else None
         eval_dir = rundir.eval_dir(params.model_dir)
+        if FLAGS.export_dir:
+            for flag in ("watch", "ten_crop", "multi_scale", "checkpoint_path", "bn_stats"):
+                if FLAGS[flag].present:
+                    raise errors.FlagError(
+                        "--%s evaluates checkpoints: it does not combine with --export_dir"
+                        % flag)
+            metrics = exported.evaluate(params, FLAGS.export_dir, FLAGS.runtime_threads)
+            path = eval_lib.write_metrics(metrics, os.path.join(FLAGS.export_dir, "eval"))
+            if FLAGS.confusion_matrix:
+                logging.info("wrote %s", eval_lib.plot_confusion_matrix(
+                    metrics, FLAGS.confusion_matrix))
+            _report(metrics)
+            logging.info("wrote %s", path)
+            return 0
+        elif FLAGS.runtime_threads:
+            raise errors.FlagError("--runtime_threads applies to --export_dir")
         if FLAGS.watch:
             for metrics in eval_lib.watch(params, params.model_dir, FLAGS.ten_crop,
                                           timeout=FLAGS.watch_timeout,

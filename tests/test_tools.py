@@ -19,7 +19,7 @@ GOLDEN = os.path.join(ROOT, "tests", "golden")
 LAYERS = [
     ["resnet_tf1.errors"],
     ["resnet_tf1.fileio", "resnet_tf1.cluster", "resnet_tf1.kernels"],
-    ["resnet_tf1.model", "resnet_tf1.metrics", "resnet_tf1.references"],
+    ["resnet_tf1.model", "resnet_tf1.metrics", "resnet_tf1.references", "resnet_tf1.onnxrt"],
     ["resnet_tf1.data"],
     ["resnet_tf1.checkpoints", "resnet_tf1.manifest"],
     ["resnet_tf1.restore", "resnet_tf1.fold_bn", "resnet_tf1.rundir"],
@@ -27,6 +27,7 @@ LAYERS = [
     ["resnet_tf1.run_config"],
     ["resnet_tf1.bn_stats", "resnet_tf1.curves"],
     ["resnet_tf1.train_lib", "resnet_tf1.eval_lib", "resnet_tf1.serving", "resnet_tf1.responses"],
+    ["resnet_tf1.exported"],
     ["resnet_tf1.export"],
     ["resnet_tf1.run_flags"],
 ]
@@ -137,8 +138,8 @@ def test_benchmark_peers_run_in_our_precision_mode_or_in_plain_float32():
         ["keras_float32", "tf-keras ResNet50 (float32)", False]]
     bad = _run("benchmark.py", "--compare=slim,caffe")
     assert bad.returncode != 0
-    assert "--compare: unknown peer 'caffe' (expected slim, keras, slim_float32, keras_float32)" \
-        in bad.stderr
+    assert ("--compare: unknown peer 'caffe' (expected slim, keras, slim_float32, keras_float32, "
+            "ours_bfloat16, onnx_float32, onnx_int8)") in bad.stderr
 
 
 @pytest.mark.slow

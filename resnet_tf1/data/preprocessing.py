@@ -148,6 +148,27 @@ def normalize(images, rec, mean_image=None):
     return images
 
 
+def denormalize(images, rec, mean_image=None):
+    """The inverse of `normalize`: what the network was fed -> RGB pixels in 0..255 (float32;
+    exact up to float rounding). An exported model takes pixels, a data pipeline gives
+    normalised images: this feeds one with the other (evaluate --export_dir, int8
+    calibration)."""
+    images = tf.cast(images, tf.float32)
+    std = rec.get("std") or [1.0, 1.0, 1.0]
+    if any(s != 1.0 for s in std):
+        images = images * tf.constant(std, tf.float32)
+    if rec.get("mean") is not None:
+        images = images + tf.constant(rec["mean"], tf.float32)
+    if rec["channel_order"] == "BGR":
+        images = tf.reverse(images, axis=[-1])
+    if mean_image is not None:
+        images = images + tf.constant(mean_image, tf.float32)
+    scale = float(rec.get("scale", 255.0))
+    if scale != 255.0:
+        images = images * (255.0 / scale)
+    return images
+
+
 def at_size(rec, image_size):
     """`rec` with its evaluation geometry scaled to crops of `image_size` (the ImageNet ratio:
     shorter side image_size * 256 / 224, then the centre crop)."""
