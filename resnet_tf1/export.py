@@ -17,7 +17,9 @@ inputs and outputs (tensor and node names, dtypes, shapes), the source and the c
   norm folded into the conv before it (`fold_bn`): no FusedBatchNorm ops, no variables, no
   training ops. Input node `images`, output nodes as named above.
 - onnx: `model.onnx`, the frozen graph converted by tf2onnx (`pip install -e '.[onnx]'`), the
-  same input and outputs.
+  same input and outputs. With `quantize="int8"`, that model quantized statically by ONNX
+  Runtime (`onnxrt.quantize`: QDQ, per-channel symmetric int8 weights, uint8 activations
+  calibrated on real images given as a `Calibration`); only the int8 model is kept.
 - torchvision: `model.safetensors`, a state dict with torchvision's exact names, shapes (OIHW)
   and dtypes (`num_batches_tracked` included), for `torchvision.models.resnet<depth>(num_classes=
   N).load_state_dict(safetensors.torch.load_file(...), strict=True)`; export.json names the
@@ -30,7 +32,9 @@ Every export is then run as written (the SavedModel loaded into a session, the f
 imported into a fresh graph, the ONNX model in onnxruntime when installed) on random pixels
 beside the session graph built straight from the checkpoint; the differences are in export.json
 ("check"), and beyond 1e-4 (relative logits, absolute probabilities; in float32) the export
-fails.
+fails. An int8 export is checked instead on real images it was not calibrated on (`agreement`):
+it fails when its top-1 agrees with float32 on fewer than `min_agreement` of the images float32
+decides. `exported` runs what was written (and evaluates it on a data set).
 """
 
 import collections

@@ -153,11 +153,17 @@ def run_export(directory, record, images):
         runner.close()
 
 
-def pixel_batches(params, split, max_images=None, batch_size=None):
+# `pixel_batches(sample=True)`: images drawn through a shuffle buffer of this many (seed 0), so
+# that a sample of a split stored class by class (a folder, MNIST-5k) holds every class.
+SAMPLE_BUFFER = 10000
+
+
+def pixel_batches(params, split, max_images=None, batch_size=None, sample=False):
     """Yields (pixels float32 [b, S, S, 3] RGB 0..255, labels int [b]) of `split` ("train" or
-    "eval") of the run's data set, with the evaluation preprocessing, in file order, until
-    `max_images` (None: the whole split, once): the images `eval_lib.evaluate` would feed,
-    turned back into what an export takes."""
+    "eval") of the run's data set, with the evaluation preprocessing, until `max_images` (None:
+    the whole split, once): the images `eval_lib.evaluate` would feed, turned back into what an
+    export takes. In file order, or with `sample` a fixed sample drawn through a shuffle buffer
+    of SAMPLE_BUFFER images (int8 calibration and its check)."""
     if not data_lib.has_files(params.dataset):
         raise errors.FlagError("--dataset=%s has no files to read images from" % params.dataset)
     options = params.data_options()
@@ -166,8 +172,11 @@ def pixel_batches(params, split, max_images=None, batch_size=None):
     if mean is not None:
         mean = np.asarray(mean, np.float32)
     with tf.Graph().as_default():
-        ds, _ = data_lib.make_dataset(params.dataset, params.data_dir, split,
-                                      batch_size or params.batch_size, False, **options)
+        batch = batch_size or params.batch_size
+        ds, n = data_lib.make_dataset(params.dataset, params.data_dir, split, batch, False,
+                                      **options)
+        if sample:
+            ds = ds.unbatch().shuffle(min(n or SAMPLE_BUFFER, SAMPLE_BUFFER), seed=0).batch(batch)
         images, labels = tf1.data.make_one_shot_iterator(ds).get_next()
         pixels = preprocessing.denormalize(images, rec, mean)
         seen = 0
@@ -183,11 +192,11 @@ def pixel_batches(params, split, max_images=None, batch_size=None):
                 yield x, y
 
 
-def pixels(params, split, num_images, batch_size=None):
-    """(pixels, labels) of the first `num_images` of `split` (fewer when the split is
+def pixels(params, split, num_images, batch_size=None, sample=False):
+    """(pixels, labels) of `num_images` of `split` (`pixel_batches`; fewer when the split is
     smaller), as arrays."""
     xs, ys = [], []
-    for x, y in pixel_batches(params, split, num_images, batch_size):
+    for x, y in pixel_batches(params, split, num_images, batch_size, sample):
         xs.append(x)
         ys.append(y)
     if not xs:

@@ -22,7 +22,9 @@ activations calibrated on real images):
         --format=onnx --quantize=int8 --calibration_dir=my_photos/
 
 A training run calibrates on its own training split (--calibration_batches x 32 images, the
-evaluation preprocessing, file order) and is checked on --check_images of its evaluation split;
+evaluation preprocessing, sampled through a 10,000-image shuffle buffer with a fixed seed, so
+that a split stored class by class gives every class) and is checked on --check_images of its
+evaluation split, sampled the same way;
 a converted checkpoint (or any model, with --calibration_dir) on the image files under
 --calibration_dir (shuffled with a fixed seed; the first ones calibrate, the next --check_images
 check). The export fails in one line when int8's top-1 agrees with float32 on fewer than
@@ -111,12 +113,13 @@ def calibration(servable, size):
     params = run_flags.params_from_argv([
         "--flagfile=%s" % rundir.flags_path(FLAGS.model_dir),
         "--model_dir=%s" % FLAGS.model_dir]).validate()
-    images, _ = exported.pixels(params, "train", n, CALIBRATION_BATCH)
-    check, _ = exported.pixels(params, "eval", FLAGS.check_images, CALIBRATION_BATCH)
+    images, _ = exported.pixels(params, "train", n, CALIBRATION_BATCH, sample=True)
+    check, _ = exported.pixels(params, "eval", FLAGS.check_images, CALIBRATION_BATCH,
+                               sample=True)
     return export_lib.Calibration(
-        images, check, "--dataset=%s in %s: the first %d training images and the first %d "
-        "evaluation images, evaluation preprocessing" % (params.dataset, params.data_dir,
-                                                         len(images), len(check)))
+        images, check, "--dataset=%s in %s: %d training images and %d evaluation images, "
+        "evaluation preprocessing, sampled through a %d-image shuffle buffer (seed 0)"
+        % (params.dataset, params.data_dir, len(images), len(check), exported.SAMPLE_BUFFER))
 
 
 def main(argv):

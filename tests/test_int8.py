@@ -51,7 +51,7 @@ def test_int8_export_agrees_with_float32_on_images_it_was_not_calibrated_on(trai
     assert record["dtype"] == "int8" and record["float_dtype"] == "float32"
     q = record["quantization"]
     assert q["format"] == "QDQ" and q["calibration_images"] == 64
-    assert "the first 64 training images and the first 300 evaluation images" in \
+    assert "64 training images and 300 evaluation images, evaluation preprocessing, sampled" in \
         q["calibration_source"]
     check = record["check"]
     assert check["images"] == 300 and check["decided_images"] >= 200, check
