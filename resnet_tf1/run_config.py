@@ -135,12 +135,15 @@ class RunParams:
                       "shuffle order and every augmentation draw repeat from run to run (worker "
                       "k of a cluster uses seed + 1000 k; a run resumed at step n a stream of "
                       "its own, from seed, k and n). Unset: fresh each run.")
-    bn_recompute_input: str = _flag("eval", "Images the BN statistics are recomputed over: eval "
-                                    "(the training split with the evaluation preprocessing, in "
-                                    "file order) or train (the training pipeline's augmentation, "
-                                    "with a fixed seed: the same checkpoint always gives the "
-                                    "same statistics, as Precise-BN and MSRA's Caffe release "
-                                    "compute them).", choices=BN_RECOMPUTE_INPUTS)
+    bn_recompute_input: str = _flag("train", "Images the BN statistics are recomputed over: "
+                                    "train (the training pipeline's augmentation, with a fixed "
+                                    "seed: the same checkpoint always gives the same "
+                                    "statistics, as Precise-BN and MSRA's Caffe release compute "
+                                    "them; the network's inputs in training) or eval (the "
+                                    "training split with the evaluation preprocessing, in file "
+                                    "order: the default before issue 33, which cost deep nets "
+                                    "up to 4 points on data the augmentation changes; BUILD.md).",
+                                    choices=BN_RECOMPUTE_INPUTS)
     recompute_bn_batches: int = _flag(80, "After training, recompute the BN statistics over this "
                                       "many training batches, as the paper's models were (80 x "
                                       "128 = 10,240 CIFAR images); 0 turns it off.")

@@ -567,7 +567,8 @@ def _assert_population_statistics(stats, layers, captured):
 def test_recompute_gives_exact_population_statistics(cifar_dir, tmp_path):
     from resnet_tf1 import checkpoints, eval_lib
     model_dir = tmp_path / "run"
-    p = params(model_dir, cifar_dir, max_steps=6, batch_size=32, recompute_bn_batches=3)
+    p = params(model_dir, cifar_dir, max_steps=6, batch_size=32, recompute_bn_batches=3,
+               bn_recompute_input="eval")
     assert train_lib.train(p) == 6  # recomputes over 3 x 32 training images at the end
     original = checkpoints.read_arrays(str(model_dir / "model.ckpt-6"))
     recomputed_path = str(model_dir / "bn_recomputed" / "model.ckpt-6")
@@ -604,19 +605,19 @@ def test_recompute_over_the_training_augmentation(cifar_dir, tmp_path):
     """--bn_recompute_input=train: the statistics are numpy's moments of each layer's input over
     the augmented training images the seeded pipeline gives (captured here with the same seed),
     the same twice, and evaluation names which statistics it used."""
-    import dataclasses
     from resnet_tf1 import bn_stats, eval_lib
     from resnet_tf1 import data as data_lib
     model_dir = tmp_path / "run"
     p = params(model_dir, cifar_dir, max_steps=4, batch_size=32)
     train_lib.train(p)
-    t = dataclasses.replace(p, bn_recompute_input="train")
+    t = p
     ckpt = rundir.checkpoint(str(model_dir / "model.ckpt-4"))
     first, n = bn_stats.compute(t, ckpt, 2)
     second, _ = bn_stats.compute(t, ckpt, 2)
     assert n == 64 and all(first[k].tobytes() == second[k].tobytes() for k in first)
-    eval_input, _ = bn_stats.compute(p, ckpt, 2)
+    eval_input, _ = bn_stats.compute(dataclasses.replace(p, bn_recompute_input="eval"), ckpt, 2)
     assert any(not np.allclose(first[k], eval_input[k]) for k in first)  # the input matters
+    assert p.bn_recompute_input == "train"  # the default (issue 33's measurement)
     with tf.Graph().as_default():
         ds, _ = data_lib.make_dataset("cifar10", cifar_dir, "train", 32, True,
                                       seed=bn_stats.TRAIN_INPUT_SEED)
@@ -718,7 +719,7 @@ def test_sigkill_during_recompute_leaves_the_original_usable(cifar_dir, tmp_path
     r = _cli("recompute_bn.py", *args[:-2], "--batch_size=50", "--num_batches=2")
     out, _ = r.communicate(timeout=300)
     assert r.returncode == 0, out[-2000:]
-    assert "recomputed BN statistics over 100 training images (eval input)" in out
+    assert "recomputed BN statistics over 100 training images (train input)" in out
 
 
 def test_towers_keep_their_placement_inside_the_model(monkeypatch):
