@@ -69,6 +69,14 @@ def _print(prediction, servable):
         sys.stdout.flush()
 
 
+def _image_files(args):
+    paths = serving.image_files(args)
+    if not paths:
+        raise serving.DataError("no image files (%s) in %s" % (
+            ", ".join(serving.IMAGE_EXTENSIONS), " ".join(args)))
+    return paths
+
+
 def _export_predictions(paths):
     record = exported.read_record(FLAGS.model_dir)
     want = "onnxruntime" if record["format"] == "onnx" else "tensorflow"
@@ -94,18 +102,15 @@ def main(argv):
         raise app.UsageError("expected image files or directories after the flags")
     try:
         servable = predictions = None
-        paths = serving.image_files(argv[1:])
-        if not paths:
-            raise serving.DataError("no image files (%s) in %s" % (
-                ", ".join(serving.IMAGE_EXTENSIONS), " ".join(argv[1:])))
         if os.path.exists(os.path.join(FLAGS.model_dir, exported.EXPORT_RECORD)):
-            predictions = _export_predictions(paths)
+            predictions = _export_predictions(_image_files(argv[1:]))
         elif FLAGS.runtime == "onnxruntime":
             raise errors.FlagError("--runtime=onnxruntime runs an ONNX export: --model_dir=%s is "
                                    "not an export directory (scripts/export.py --format=onnx)"
                                    % FLAGS.model_dir)
         else:
             servable = serving.load(FLAGS.model_dir, FLAGS.checkpoint_path)
+            paths = _image_files(argv[1:])
             logging.info("%s %s: %s, %d classes, input %dx%d; %d image(s)", servable.kind,
                          FLAGS.model_dir, servable.checkpoint, len(servable.labels),
                          servable.image_size, servable.image_size, len(paths))
