@@ -141,8 +141,10 @@ class RunParams:
                                     "statistics, as Precise-BN and MSRA's Caffe release compute "
                                     "them; the network's inputs in training) or eval (the "
                                     "training split with the evaluation preprocessing, in file "
-                                    "order: the default before issue 33, which cost deep nets "
-                                    "up to 4 points on data the augmentation changes; BUILD.md).",
+                                    "order: the default before issue 33; each batch normalises "
+                                    "by its own statistics, so a split stored class by class "
+                                    "gives wrong statistics: deep nets lost 4 points on "
+                                    "MNIST-5k; BUILD.md).",
                                     choices=BN_RECOMPUTE_INPUTS)
     recompute_bn_batches: int = _flag(80, "After training, recompute the BN statistics over this "
                                       "many training batches, as the paper's models were (80 x "

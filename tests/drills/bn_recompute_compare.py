@@ -66,6 +66,36 @@ def main(argv):
     for r in rows:
         print("%-40s %8.2f %8.2f %8.2f %8.2f %8.2f" % (os.path.relpath(r["run"], "/tmp/m33"),
               r["running"], r["eval"], r["train"], r["train31"], r["batch"]))
+    summary(rows)
+
+
+def summary(rows):
+    """Per (data set, steps, net): each column's mean over the seeds and its range, and the
+    issue's criterion: recomputed (train) within 0.3 points of running or better."""
+    groups = {}
+    for r in rows:
+        net = ("plain-%d" if r["variant"] == "plain" or "plain" in r["run"] else "ResNet-%d") \
+            % r["depth"]
+        data = os.path.basename(r["data_dir"].rstrip("/"))
+        groups.setdefault((data, r["steps"], net), []).append(r)
+    print("\n| data | steps | net | seeds | running | recomputed, eval input | recomputed, train "
+          "input | batch statistics | train - running |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    worst = None
+    for (data, steps, net), rs in sorted(groups.items()):
+        cells = []
+        for key in ("running", "eval", "train", "batch"):
+            v = [r[key] for r in rs]
+            cells.append("%.2f (%.1f–%.1f)" % (sum(v) / len(v), min(v), max(v)) if len(v) > 1
+                         else "%.2f" % v[0])
+        gaps = [r["train"] - r["running"] for r in rs]
+        worst = min(gaps + ([worst] if worst is not None else []))
+        print("| %s | %d | %s | %d | %s | %s |" % (data, steps, net, len(rs), " | ".join(cells),
+                                                 ", ".join("%+.1f" % g for g in gaps)))
+    mean = lambda key: sum(r[key] for r in rows) / len(rows)
+    print("\n%d runs; means: running %.2f, eval %.2f, train %.2f, batch %.2f; the worst "
+          "train - running: %+.1f points" % (len(rows), mean("running"), mean("eval"),
+                                             mean("train"), mean("batch"), worst))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,6 @@ python scripts/reproduce_table6.py --data_dir=/tmp/mnist5k --out=$OUT/fig6 --dep
 echo "$(date +%T) fig6 done"
 for seed in 1 2; do for net in resnet20 resnet56 plain56; do train /tmp/mnist5k mnist 300 $seed $net; done; done
 for seed in 1 2; do for net in resnet20 resnet56 plain56; do train /tmp/fashion5k fashion 300 $seed $net; done; done
-for net in resnet20 resnet56 plain56; do train /tmp/mnist5k mnist 1000 2 $net; done
 for seed in 1 2; do for net in resnet20 resnet56 plain56; do train /tmp/fashion5k fashion 600 $seed $net; done; done
+for net in resnet20 resnet56 plain56; do train /tmp/mnist5k mnist 1000 2 $net; done
 echo "$(date +%T) RUNS DONE"
