@@ -7,10 +7,17 @@ procedure". `recompute()` does that for a checkpoint:
   - It runs training images through the network with the weights frozen and every BN layer
     normalising with its batch statistics, as in training (so each layer sees the inputs it was
     trained on), and never runs an update.
-  - The images are the training split with the *evaluation* preprocessing (CIFAR-10: the
-    per-pixel mean only; ImageNet: shorter side 256, centre 224 crop), in file order: the
-    statistics then describe exactly the inputs inference sees (no zero-padded crop borders, no
-    colour noise), and the same checkpoint always gives the same statistics.
+  - The images (`--bn_recompute_input`) are, by default (`train`), the training pipeline
+    itself: the training split shuffled and augmented as in training (zero-padded crops and
+    flips; ImageNet's scale and colour augmentation), drawn with the fixed seed
+    TRAIN_INPUT_SEED. Every layer then sees the inputs it was trained on, as Precise-BN (Wu &
+    Johnson 2021) and MSRA's Caffe release compute the statistics from the training data layer.
+    `eval` is the training split with the *evaluation* preprocessing (CIFAR-10: the per-pixel
+    mean only; ImageNet: shorter side 256, centre 224 crop), one pass shuffled once with the
+    same seed: shuffled, because each batch is normalised by its own statistics, and a split
+    stored class by class (MNIST-5k, every folder data set) would otherwise give batches of one
+    class. Either way the same checkpoint always gives the same statistics. Issue 33 measured
+    both (BUILD.md, "BN statistics: the measurement").
   - Per layer it keeps each batch's count, mean and variance and combines them in float64 into
     the population mean and variance: mean = sum(n_b * m_b) / N and
     var = sum(n_b * (v_b + (m_b - mean)^2)) / N, i.e. the mean of the per-batch variances *plus*
@@ -49,20 +56,20 @@ class BNStatsError(errors.UserError):
     variance); nothing was written."""
 
 
-# The input stream's seed of a recompute over augmented images (--bn_recompute_input=train): fixed,
-# so that one checkpoint always gives the same statistics.
+# The input stream's seed of a recompute (the augmentation draws and the order with
+# --bn_recompute_input=train, the order of the one pass with =eval): fixed, so that one
+# checkpoint always gives the same statistics.
 TRAIN_INPUT_SEED = 1512
 
 
 def _training_images(params, batch_size, skips=None):
-    """The images the statistics are computed over: the training split with the evaluation
-    preprocessing in file order (one pass), or (`bn_recompute_input="train"`) the training
-    pipeline, augmentation included, shuffled and augmented with TRAIN_INPUT_SEED."""
+    """The images the statistics are computed over: (`bn_recompute_input="train"`) the training
+    pipeline, augmentation included, shuffled and augmented with TRAIN_INPUT_SEED, or the
+    training split with the evaluation preprocessing, one pass shuffled once with it."""
     train = params.bn_recompute_input == "train"
     ds, _ = data_lib.make_dataset(params.dataset, params.data_dir, "train", batch_size,
-                                  training=train, skips=skips,
-                                  seed=TRAIN_INPUT_SEED if train else None,
-                                  **params.data_options())
+                                  training=train, skips=skips, seed=TRAIN_INPUT_SEED,
+                                  shuffled=not train, **params.data_options())
     with tf.device("/cpu:0"):
         return tf1.data.make_one_shot_iterator(ds).get_next()
 
@@ -263,10 +270,11 @@ def _recompute(params, checkpoint, num_batches, batch_size, lock):
             "num_batches": num_batches,
             "batch_size": batch_size or params.batch_size, "seconds": round(seconds, 2),
             "input": params.bn_recompute_input,
-            "seed": TRAIN_INPUT_SEED if params.bn_recompute_input == "train" else None,
+            "seed": TRAIN_INPUT_SEED,
             "preprocessing": ("training split, training augmentation (seed %d)" % TRAIN_INPUT_SEED
                               if params.bn_recompute_input == "train" else
-                              "training split, evaluation preprocessing, file order")}
+                              "training split, evaluation preprocessing, one pass shuffled "
+                              "(seed %d)" % TRAIN_INPUT_SEED)}
     output_dir = os.path.join(params.model_dir, rundir.BN_RECOMPUTED_SUBDIR)
     info["checkpoint"] = os.path.join(output_dir, os.path.basename(source.prefix))
     os.makedirs(params.model_dir, exist_ok=True)

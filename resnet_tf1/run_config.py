@@ -140,11 +140,10 @@ class RunParams:
                                     "seed: the same checkpoint always gives the same "
                                     "statistics, as Precise-BN and MSRA's Caffe release compute "
                                     "them; the network's inputs in training) or eval (the "
-                                    "training split with the evaluation preprocessing, in file "
-                                    "order: the default before issue 33; each batch normalises "
-                                    "by its own statistics, so a split stored class by class "
-                                    "gives wrong statistics: deep nets lost 4 points on "
-                                    "MNIST-5k; BUILD.md).",
+                                    "training split with the evaluation preprocessing, one "
+                                    "pass shuffled with the same fixed seed; the default "
+                                    "before issue 33, which read it in file order). train was "
+                                    "the better of the two on 21 measured runs (BUILD.md).",
                                     choices=BN_RECOMPUTE_INPUTS)
     recompute_bn_batches: int = _flag(80, "After training, recompute the BN statistics over this "
                                       "many training batches, as the paper's models were (80 x "

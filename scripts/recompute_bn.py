@@ -6,10 +6,10 @@
 
 Takes the training flagfile (model and data flags). Runs --num_batches batches of the training
 split (--bn_recompute_input=train, the default: the training augmentation with a fixed seed;
-=eval: the evaluation preprocessing in file order, wrong on files stored class by class) through
-the network with frozen weights, computes each
-BN layer's population mean and variance, and writes <model_dir>/bn_recomputed/ (a checkpoint with
-only the BN statistics changed, plus bn_stats.json), atomically. evaluate.py then uses it.
+=eval: the evaluation preprocessing, one pass shuffled with the same fixed seed) through the
+network with frozen weights, computes each BN layer's population mean and variance, and writes
+<model_dir>/bn_recomputed/ (a checkpoint with only the BN statistics changed, plus
+bn_stats.json), atomically. evaluate.py then uses it.
 """
 
 from absl import app, flags, logging

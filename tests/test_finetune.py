@@ -2,6 +2,7 @@
 converted checkpoints that train with only --init_checkpoint / --dataset / --num_classes, the
 head alone, learning-rate schedules and label smoothing."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -174,6 +175,44 @@ def test_folder_images_decode_to_their_rgb_pixels_and_a_corrupt_one_is_counted(p
             np.testing.assert_array_equal(image, ref, err_msg=path)
 
 
+def _stream(ds):
+    nxt = tf1.data.make_one_shot_iterator(ds).get_next()
+    got = []
+    with tf1.Session() as s:
+        while True:
+            try:
+                got.append(s.run(nxt))
+            except tf.errors.OutOfRangeError:
+                return got
+
+
+def test_a_shuffled_evaluation_pass_reads_every_image_once_in_a_seeded_order(photos):
+    """`shuffled` (the BN recompute's eval input): the folder's files are listed class by class;
+    one pass gives every decodable image exactly once, in an order that differs from the
+    listing's, repeats for the same seed and changes with another; the corrupt file is still
+    counted. Without a seed it is refused (the same checkpoint must give the same statistics)."""
+    paths, labels, _ = folder.listing(photos, "train")
+    digest = lambda image: hashlib.sha1(image.tobytes()).hexdigest()
+
+    def one_pass(**kw):
+        skips = data_lib.SkippedRecords()
+        with tf.Graph().as_default():
+            got = _stream(folder.decoded_images(paths, labels, skips, training=False, **kw))
+        return [(digest(image), int(label)) for image, label in got], skips.total
+
+    in_order, skipped = one_pass()
+    first, skipped_1 = one_pass(seed=7, shuffled=True)
+    again, _ = one_pass(seed=7, shuffled=True)
+    other, _ = one_pass(seed=8, shuffled=True)
+    assert sorted(first) == sorted(in_order) and len(set(first)) == len(in_order)
+    assert first != in_order and first == again and other != first
+    assert [l for _, l in in_order] == sorted(l for _, l in in_order)  # listed class by class
+    assert skipped == skipped_1
+    with pytest.raises(ValueError, match="needs a seed"):
+        with tf.Graph().as_default():
+            folder.decoded_images(paths, labels, data_lib.SkippedRecords(), False, shuffled=True)
+
+
 # ---- end to end: folder -> train -> evaluate -> predict ---------------------------------------
 
 @pytest.mark.slow
@@ -275,6 +314,15 @@ def test_build_tfrecords_matches_the_folder_and_survives_a_kill(photos, tmp_path
     assert got == sorted(l for p, l in zip(*folder.listing(photos, "eval")[:2])
                          if not p.endswith("broken.jpg"))
     assert data_lib.spec("tfrecords", out).num_classes == 3
+    # One shuffled pass (the BN recompute's eval input) over the shards: every record once.
+    passes = []
+    for kw in ({}, dict(shuffled=True, seed=5), dict(shuffled=True, seed=5)):
+        with tf.Graph().as_default():
+            ds, _ = data_lib.make_dataset("tfrecords", out, "train", 1, False, image_size=32, **kw)
+            passes.append([(hashlib.sha1(image.tobytes()).hexdigest(), int(label[0]))
+                           for image, label in _stream(ds)])
+    assert sorted(passes[1]) == sorted(passes[0]) and len(set(passes[1])) == len(passes[0])
+    assert passes[1] != passes[0] and passes[1] == passes[2]
 
 
 def test_labels_txt_offsets(tmp_path):

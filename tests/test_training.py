@@ -565,7 +565,8 @@ def _assert_population_statistics(stats, layers, captured):
 
 
 def test_recompute_gives_exact_population_statistics(cifar_dir, tmp_path):
-    from resnet_tf1 import checkpoints, eval_lib
+    from resnet_tf1 import bn_stats, checkpoints, eval_lib
+    from resnet_tf1 import data as data_lib
     model_dir = tmp_path / "run"
     p = params(model_dir, cifar_dir, max_steps=6, batch_size=32, recompute_bn_batches=3,
                bn_recompute_input="eval")
@@ -579,9 +580,21 @@ def test_recompute_gives_exact_population_statistics(cifar_dir, tmp_path):
     changed = sorted(n for n in original if not np.array_equal(original[n], recomputed[n]))
     assert changed and all(n.endswith(("/moving_mean", "/moving_variance")) for n in changed)
     assert len(changed) == 2 * 19  # every BN layer's statistics, nothing else
-    # The population statistics of each layer's input over the same 96 images (the first
-    # records of the training files, evaluation preprocessing), captured in numpy.
-    images, _ = _cifar_arrays(cifar_dir, cifar10.TRAIN_FILES)
+    assert (info["input"], info["seed"]) == ("eval", bn_stats.TRAIN_INPUT_SEED)
+    # The 96 images are training records with the evaluation preprocessing, one pass in an order
+    # shuffled with the fixed seed (a split stored class by class would otherwise give batches
+    # of one class): located among the files' own records read by numpy.
+    records, _ = _cifar_arrays(cifar_dir, cifar10.TRAIN_FILES)
+    with tf.Graph().as_default():
+        ds, _ = data_lib.make_dataset("cifar10", cifar_dir, "train", 32, False, shuffled=True,
+                                      seed=bn_stats.TRAIN_INPUT_SEED)
+        nxt = tf1.data.make_one_shot_iterator(ds).get_next()
+        with tf1.Session() as s:
+            streamed = np.concatenate([s.run(nxt)[0] for _ in range(3)])
+    flat = records.reshape(len(records), -1)
+    order = [int(np.flatnonzero((flat == image.reshape(1, -1)).all(1))[0]) for image in streamed]
+    assert len(set(order)) == 96 and order != list(range(96)), order  # distinct, shuffled
+    images = records[order]
     with tf.Graph().as_default():
         x = tf1.placeholder(tf.float32, [None, 32, 32, 3])
         model = run_config.build_model(p)
@@ -596,6 +609,9 @@ def test_recompute_gives_exact_population_statistics(cifar_dir, tmp_path):
             captured = [s.run([l.inputs for l in picked], {x: images[i:i + 32]})
                         for i in range(0, 96, 32)]
     _assert_population_statistics(recomputed, picked, captured)
+    # The same checkpoint and seed give the same statistics again, bit for bit.
+    again, _ = bn_stats.compute(p, str(model_dir / "model.ckpt-6"), 3, 32)
+    assert all(np.array_equal(again[k].astype(recomputed[k].dtype), recomputed[k]) for k in again)
     # Loading the run's directory now uses the recomputed statistics.
     assert rundir.checkpoint(str(model_dir)).prefix == recomputed_path
     assert eval_lib.evaluate(p, str(model_dir))["checkpoint"] == recomputed_path

@@ -181,12 +181,13 @@ def augment(image, keys):
 
 
 def dataset(data_dir, split, batch_size, training, holdout=False, seed=None,
-            validation_size=VALIDATION_SIZE, download=True):
+            validation_size=VALIDATION_SIZE, download=True, shuffled=False):
     """Batches of (images [batch, 32, 32, 3] float32 minus the mean, labels [batch] int32).
 
     Args:
         split: "train" or "eval"; with `holdout` they are the paper's 45k/5k split, else the 50k
             training files and the 10k test file.
+        shuffled: evaluation only: one pass over the split's records shuffled with `seed`.
     """
     root = maybe_download(data_dir) if download else os.path.join(data_dir, SUBDIR)
     if split not in ("train", "eval"):
@@ -196,7 +197,8 @@ def dataset(data_dir, split, batch_size, training, holdout=False, seed=None,
     paths, skip, take = subset_files(root, subset, validation_size)
     mean = per_pixel_mean(root, validation_size, holdout)
     ds = tf.data.FixedLengthRecordDataset(paths, RECORD_BYTES).skip(skip).take(take)
-    ds = shuffle_and_repeat(ds, training, seed=seed, shuffle_buffer=min(take, 50000))
+    ds = shuffle_and_repeat(ds, training, seed=seed, shuffle_buffer=min(take, 50000),
+                            shuffled=shuffled)
 
     def preprocess(record, keys=None):
         image, label = _decode(record)
@@ -218,7 +220,8 @@ def _pipeline(data_dir, split, batch_size, training, opts):
     if opts.image_size not in (None, 32):
         raise DataError("--image_size=%d: CIFAR-10 images are 32x32 (--dataset=cifar10 trains "
                         "and evaluates at 32)" % opts.image_size)
-    return dataset(data_dir, split, batch_size, training, holdout=opts.holdout, seed=opts.seed)
+    return dataset(data_dir, split, batch_size, training, holdout=opts.holdout, seed=opts.seed,
+                   shuffled=opts.shuffled)
 
 
 def _inference_record(data_dir, opts):

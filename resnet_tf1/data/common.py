@@ -30,10 +30,11 @@ Options = collections.namedtuple("Options", [
     "image_size",           # training crop / evaluation crop, in pixels
     "preprocessing",        # a data.preprocessing record: channel order, mean, std
     "validation_fraction",  # folder: held out by path hash when there is no validation folder
+    "shuffled",             # evaluation: one pass in an order shuffled with `seed` (`shuffle_once`)
 ])
 OPTION_DEFAULTS = dict(num_classes=None, seed=None, skips=None, holdout=False, ten_crop=False,
                        full_image=False, image_size=None, preprocessing=None,
-                       validation_fraction=0.0)
+                       validation_fraction=0.0, shuffled=False)
 
 
 def options(opts=None, **overrides):
@@ -65,12 +66,32 @@ class Dataset(collections.namedtuple("Dataset", ["name", "help", "spec", "pipeli
     """
 
 
-def shuffle_and_repeat(dataset, training, seed=None, shuffle_buffer=10000):
-    """Training shuffles and repeats forever; evaluation is one ordered pass."""
+def shuffle_and_repeat(dataset, training, seed=None, shuffle_buffer=10000, shuffled=False):
+    """Training shuffles and repeats forever; evaluation is one ordered pass, or (`shuffled`)
+    one pass shuffled once with `seed`."""
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.repeat()
+    elif shuffled:
+        dataset = shuffle_once(dataset, seed, shuffle_buffer)
     return dataset
+
+
+# The shuffle buffer of a shuffled evaluation pass over decoded photos (TFRecord shards): shards
+# written by build_imagenet_data.py or `data.shards` already mix classes, and the file order is
+# shuffled too; 1024 decoded photos stay within a few hundred MB.
+DECODED_SHUFFLE_BUFFER = 1024
+
+
+def shuffle_once(dataset, seed, shuffle_buffer):
+    """One pass of `dataset` in an order drawn with `seed` (the same order for the same seed):
+    the BN recompute's evaluation-preprocessed input (`Options.shuffled`). Data sets are often
+    stored sorted by class (MNIST-5k's files, every class folder), and a layer normalising with
+    its batch statistics over one class at a time computes statistics of nothing the network
+    ever saw in training."""
+    if seed is None:
+        raise ValueError("shuffle_once needs a seed: the same input must give the same order")
+    return dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
 
 
 def map_with_random_keys(dataset, seed, count, fn):

@@ -149,15 +149,18 @@ class _Skips:
         return 0
 
 
-def decoded_images(paths, label_ids, skips, training, seed=None):
+def decoded_images(paths, label_ids, skips, training, seed=None, shuffled=False):
     """(RGB uint8 image, label) for every file that decodes, in order (training: shuffled each
-    pass, repeated); the rest are counted in `skips` at the end of each pass."""
+    pass, repeated; `shuffled`: one pass shuffled once with `seed`); the rest are counted in
+    `skips` at the end of each pass."""
     n = len(paths)
     table = tf.constant(paths)
     label_table = tf.constant(label_ids, tf.int32)
     order = tf.data.Dataset.range(n)
     if training:
         order = order.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    elif shuffled:
+        order = common.shuffle_once(order, seed, n)
     order = order.concatenate(tf.data.Dataset.from_tensors(tf.constant(-1, tf.int64)))
     if training:
         order = order.repeat()
@@ -189,7 +192,7 @@ def dataset(data_dir, split, batch_size, training, opts=None, **options):
     logging.info("--dataset=folder: %d %s images in %d classes under %s", len(paths),
                  "training" if split == "train" else "evaluation", len(names), data_dir)
     skips = opts.skips if opts.skips is not None else SkippedRecords()
-    ds = decoded_images(paths, label_ids, skips, training, opts.seed)
+    ds = decoded_images(paths, label_ids, skips, training, opts.seed, opts.shuffled)
     return imagenet.photo_pipeline(ds, batch_size, training, opts), len(paths)
 
 

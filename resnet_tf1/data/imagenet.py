@@ -136,7 +136,9 @@ def dataset(data_dir, split, batch_size, training, opts=None, **options):
     label_offset = 1 if (opts.num_classes or 1000) == 1000 else 0
     skips = opts.skips if opts.skips is not None else tfrecords.SkippedRecords()
     ds = tfrecords.read(paths, lambda record: _parse(record, label_offset), skips,
-                        shuffle=training, seed=opts.seed)
+                        shuffle=training or opts.shuffled, seed=opts.seed)
+    if opts.shuffled and not training:
+        ds = common.shuffle_once(ds, opts.seed, common.DECODED_SHUFFLE_BUFFER)
     ds = shuffle_and_repeat(ds, training, seed=opts.seed)
     return photo_pipeline(ds, batch_size, training, opts), None
 
