@@ -389,6 +389,26 @@ def test_prepare_fashion_mnist_takes_the_first_of_each_class_from_idx_files(tmp_
         np.testing.assert_array_equal(records[:, 1:].reshape(-1, 3, 32, 32)[:, 1, 2:30, 2:30],
                                       images[rows])
     assert cifar10.class_names(final)[9] == "ankle_boot"
+    # --test_per_class: more of the test file (here all 120 of each class), the same training
+    # files; a count beyond the file's 1000 per class is one line, nothing written.
+    final, n_train, n_test = prepare.convert_fashion(str(src), str(tmp_path / "all"), files=files,
+                                                     test_per_class=120)
+    assert (n_train, n_test) == (4000, 1200)
+    np.testing.assert_array_equal(
+        np.fromfile(os.path.join(final, "test_batch.bin"), np.uint8).reshape(-1, 3073)[:, 0],
+        arrays["t10k"][1])
+    for flag, expected in (("--test_per_class=1001", "--test_per_class=1001: Fashion-MNIST's "
+                            "test file holds 1000 images of each class (expected 1-1000)"),
+                           ("--source=mnist5k", "--test_per_class applies to "
+                            "--source=fashion_mnist")):
+        args = ["--fashion_mnist_dir=%s" % src, "--output_dir=%s" % (tmp_path / "bad")]
+        if flag == "--source=mnist5k":
+            args += [flag, "--test_per_class=100"]
+        else:
+            args += ["--source=fashion_mnist", flag]
+        line = error_line(run("prepare_mnist5k.py", *args), "prepare_mnist5k")
+        assert line.startswith("prepare_mnist5k: error: " + expected), line
+        assert not (tmp_path / "bad").exists()
     # Pinned contents: a file whose data differs is one line naming it; nothing written.
     r = run("prepare_mnist5k.py", "--source=fashion_mnist", "--fashion_mnist_dir=%s" % src,
             "--output_dir=%s" % (tmp_path / "new"))
