@@ -143,7 +143,8 @@ class RunParams:
                                     "training split with the evaluation preprocessing, one "
                                     "pass shuffled with the same fixed seed; the default "
                                     "before issue 33, which read it in file order). train was "
-                                    "the better of the two on 21 measured runs (BUILD.md).",
+                                    "the better of the two on average over 25 measured runs "
+                                    "(BUILD.md).",
                                     choices=BN_RECOMPUTE_INPUTS)
     recompute_bn_batches: int = _flag(80, "After training, recompute the BN statistics over this "
                                       "many training batches, as the paper's models were (80 x "
