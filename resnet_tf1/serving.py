@@ -185,22 +185,35 @@ def image_files(paths):
     return out
 
 
+def decoded_files(rec, paths):
+    """Yields (path, float32 RGB pixels [S, S, 3] or None, one-line reason or None) for each of
+    `paths`, in order: decoded, resized and cropped as `rec` (a preprocessing record) says. A
+    file that cannot be opened or is not an image gives None and its reason; the rest go on."""
+    graph = tf.Graph()
+    with graph.as_default():
+        encoded = tf1.placeholder(tf.string, [], name="encoded")
+        pixels = preprocessing.resize_and_crop(preprocessing.decode(encoded), rec)
+    with tf1.Session(graph=graph, config=run_config.session_config()) as sess:
+        for path in paths:
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+                result = (path, sess.run(pixels, {encoded: data}), None)
+            except (OSError, tf.errors.OpError) as e:
+                result = (path, None, getattr(e, "strerror", None) or fileio.error_line(e))
+            yield result
+
+
 def read_pixels(servable, paths, size=None):
     """(float32 RGB pixels [N, S, S, 3] of the readable image files among `paths`, decoded,
     resized and cropped exactly as predict does; [(path, one-line reason)] of the others)."""
     rec = _geometry(servable.preprocessing, size)
     out, unreadable = [], []
-    with tf.Graph().as_default():
-        encoded = tf1.placeholder(tf.string, [])
-        pixels = preprocessing.resize_and_crop(preprocessing.decode(encoded), rec)
-        with tf1.Session() as sess:
-            for path in paths:
-                try:
-                    with open(path, "rb") as f:
-                        out.append(sess.run(pixels, {encoded: f.read()}))
-                except (OSError, tf.errors.OpError) as e:
-                    unreadable.append((path, getattr(e, "strerror", None) or
-                                       fileio.error_line(e)))
+    for path, pixels, reason in decoded_files(rec, paths):
+        if reason:
+            unreadable.append((path, reason))
+        else:
+            out.append(pixels)
     crop = rec["crop"]
     return (np.stack(out) if out else np.zeros([0, crop, crop, 3], np.float32)), unreadable
 
@@ -253,13 +266,8 @@ def predict_export(runner, record, paths, batch_size=32, top_k=5):
 
 
 def classify_files(rec, classify, paths, batch_size):
-    """Decodes each file as `rec` says (`read_pixels`' way) and yields its `Prediction`, in
-    order; `classify([batch, S, S, 3] pixels)` -> per image [(class, label, probability)]."""
-    graph = tf.Graph()
-    with graph.as_default():
-        encoded = tf1.placeholder(tf.string, [], name="encoded")
-        pixels = preprocessing.resize_and_crop(preprocessing.decode(encoded), rec)
-        sess = tf1.Session(graph=graph, config=run_config.session_config())
+    """Decodes each file as `rec` says (`decoded_files`) and yields its `Prediction`, in order;
+    `classify([batch, S, S, 3] pixels)` -> per image [(class, label, probability)]."""
     pending = []  # (path, pixels or None, error or None), in the order given
 
     def flush():
@@ -272,18 +280,10 @@ def classify_files(rec, classify, paths, batch_size):
                 yield Prediction(path, next(results), None)
         del pending[:]
 
-    try:
-        for path in paths:
-            try:
-                with open(path, "rb") as f:
-                    data = f.read()
-                pending.append((path, sess.run(pixels, {encoded: data}), None))
-            except (OSError, tf.errors.OpError) as e:
-                reason = getattr(e, "strerror", None) or fileio.error_line(e)
-                pending.append((path, None, "%s is not a readable image: %s" % (path, reason)))
-            if sum(p is not None for _, p, _ in pending) == batch_size:
-                yield from flush()
-        if pending:
+    for path, pixels, reason in decoded_files(rec, paths):
+        error = "%s is not a readable image: %s" % (path, reason) if reason else None
+        pending.append((path, pixels, error))
+        if sum(p is not None for _, p, _ in pending) == batch_size:
             yield from flush()
-    finally:
-        sess.close()
+    if pending:
+        yield from flush()
