@@ -213,6 +213,62 @@ def test_a_shuffled_evaluation_pass_reads_every_image_once_in_a_seeded_order(pho
             folder.decoded_images(paths, labels, data_lib.SkippedRecords(), False, shuffled=True)
 
 
+def test_tfrecords_are_shuffled_as_bytes_and_decoded_after(tmp_path):
+    """The shuffle holds serialized records and `parse` (the decode) runs after it: the first
+    training element costs a few decodes, not a buffer of decoded photos (160 phone photos took
+    18.8 GB that way). Each pass still gives every record once, passes differ, the same seed
+    gives the same stream, and the buffer shrinks for large records."""
+    from resnet_tf1.data import tfrecords
+    paths = []
+    for f in range(3):
+        paths.append(str(tmp_path / ("train-%05d-of-00003" % f)))
+        with tf.io.TFRecordWriter(paths[-1]) as w:
+            for i in range(100):
+                w.write(b"%d-%d" % (f, i))
+    everything = sorted(b"%d-%d" % (f, i) for f in range(3) for i in range(100))
+    decodes = []
+
+    def parse(record):
+        def decode(r):
+            decodes.append(r)
+            return r
+        out = tf.py_function(decode, [record], tf.string)
+        out.set_shape([])
+        return (out,)
+
+    def stream(order, seed, n):
+        with tf.Graph().as_default():
+            skips = tfrecords.SkippedRecords()
+            nxt = tf1.data.make_one_shot_iterator(
+                tfrecords.read(paths, parse, skips, order=order, seed=seed)).get_next()
+            with tf1.Session() as s:
+                first = s.run(nxt)[0]
+                decoded_for_the_first = len(decodes)
+                return [first] + [s.run(nxt)[0] for _ in range(n - 1)], decoded_for_the_first
+
+    got, decoded_for_the_first = stream("train", 5, 600)
+    assert decoded_for_the_first <= 32, decoded_for_the_first  # was 300: the whole buffer
+    assert sorted(got[:300]) == everything and sorted(got[300:]) == everything
+    assert got[:300] != got[300:] and got[:300] != everything
+    del decodes[:]
+    assert stream("train", 5, 600)[0] == got
+    once, _ = stream("shuffled", 5, 300)
+    assert sorted(once) == everything and once != everything
+    with pytest.raises(ValueError, match="needs a seed"):
+        tfrecords.read(paths, parse, tfrecords.SkippedRecords(), order="shuffled")
+    # The buffer: 10,000 records, fewer when they are large; never fewer than 256.
+    first_64 = [len(b"0-%d" % i) for i in range(64)]
+    assert tfrecords.mean_record_bytes(paths[0]) == 16 + np.mean(first_64)
+    big = str(tmp_path / "big")
+    with tf.io.TFRecordWriter(big) as w:
+        for _ in range(4):
+            w.write(b"x" * 99984)  # 100,000 bytes with the framing
+    assert tfrecords.shuffle_buffer([big]) == 10000  # 1 GiB would hold 10,737
+    assert tfrecords.shuffle_buffer([big], max_bytes=10 ** 8) == 1000
+    assert tfrecords.shuffle_buffer([big], max_bytes=10 ** 6) == 256
+    assert tfrecords.shuffle_buffer(paths) == 10000
+
+
 # ---- end to end: folder -> train -> evaluate -> predict ---------------------------------------
 
 @pytest.mark.slow

@@ -77,12 +77,6 @@ def shuffle_and_repeat(dataset, training, seed=None, shuffle_buffer=10000, shuff
     return dataset
 
 
-# The shuffle buffer of a shuffled evaluation pass over decoded photos (TFRecord shards): shards
-# written by build_imagenet_data.py or `data.shards` already mix classes, and the file order is
-# shuffled too; 1024 decoded photos stay within a few hundred MB.
-DECODED_SHUFFLE_BUFFER = 1024
-
-
 def shuffle_once(dataset, seed, shuffle_buffer):
     """One pass of `dataset` in an order drawn with `seed` (the same order for the same seed):
     the BN recompute's evaluation-preprocessed input (`Options.shuffled`). Data sets are often

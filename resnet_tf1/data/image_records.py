@@ -87,10 +87,7 @@ def dataset(data_dir, split, batch_size, training, opts=None, **options):
     paths = imagenet.files(data_dir, split, "TFRecord shards")
     skips = opts.skips if opts.skips is not None else tfrecords.SkippedRecords()
     ds = tfrecords.read(paths, lambda record: _parse(record, shift), skips,
-                        shuffle=training or opts.shuffled, seed=opts.seed)
-    if opts.shuffled and not training:
-        ds = common.shuffle_once(ds, opts.seed, common.DECODED_SHUFFLE_BUFFER)
-    ds = common.shuffle_and_repeat(ds, training, seed=opts.seed)
+                        order=tfrecords.pipeline_order(training, opts.shuffled), seed=opts.seed)
     return imagenet.photo_pipeline(ds, batch_size, training, opts), None
 
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from resnet_tf1.data import common, labels, preprocessing, tfrecords
 from resnet_tf1.data.common import (DataError, Dataset, DatasetSpec, batch_and_prefetch,
-                                    map_with_random_keys, shuffle_and_repeat)
+                                    map_with_random_keys)
 
 MEAN_RGB = [123.68, 116.78, 103.94]
 # AlexNet's PCA lighting noise (Krizhevsky et al. 2012), in the 0..255 scale.
@@ -136,10 +136,7 @@ def dataset(data_dir, split, batch_size, training, opts=None, **options):
     label_offset = 1 if (opts.num_classes or 1000) == 1000 else 0
     skips = opts.skips if opts.skips is not None else tfrecords.SkippedRecords()
     ds = tfrecords.read(paths, lambda record: _parse(record, label_offset), skips,
-                        shuffle=training or opts.shuffled, seed=opts.seed)
-    if opts.shuffled and not training:
-        ds = common.shuffle_once(ds, opts.seed, common.DECODED_SHUFFLE_BUFFER)
-    ds = shuffle_and_repeat(ds, training, seed=opts.seed)
+                        order=tfrecords.pipeline_order(training, opts.shuffled), seed=opts.seed)
     return photo_pipeline(ds, batch_size, training, opts), None
 
 

@@ -9,11 +9,14 @@ Two kinds of damage make a pipeline skip records, and TensorFlow reports neither
 
 TF's own note of either is a C++ warning without the file name (invisible at
 TF_CPP_MIN_LOG_LEVEL=2). `read()` reads each shard as its own ordered stream that ends with a
-marker element; when the marker passes, the shard's numbers (records read, records decoded, bytes
-read of the file's size) go to a `SkippedRecords`, which logs the file and its count and keeps
-the total that the progress line and metrics.json report as `num_skipped`. For a shard that ended
-early, the records it still held are counted by walking the TFRecord framing from where the
-reader stopped (each record is an 8-byte length, a 4-byte checksum, the data, a 4-byte checksum).
+marker element carrying the records read and the bytes they spanned; the shuffle (of serialized
+records: decoding comes after it) mixes the markers with the records, and each pass ends in a pass
+marker. The records decoded are tallied per shard as they pass; at the pass marker each shard's
+numbers (records read, records decoded, bytes read of the file's size) go to a `SkippedRecords`,
+which logs the file and its count and keeps the total that the progress line and metrics.json
+report as `num_skipped`. For a shard that ended early, the records it still held are counted by
+walking the TFRecord framing from where the reader stopped (each record is an 8-byte length, a
+4-byte checksum, the data, a 4-byte checksum).
 """
 
 import struct
@@ -68,6 +71,17 @@ class SkippedRecords:
                             "; ".join(reasons), total)
         return 0
 
+    def pass_done(self, paths, sizes, read, decoded, bytes_read, finished):
+        """Called at the end of each pass over `paths` with each file's records read, records
+        decoded, bytes read and whether its reader finished (eager tensors or numpy arrays, one
+        entry per path)."""
+        read, decoded, bytes_read, finished = (getattr(v, "numpy", lambda v=v: v)()
+                                               for v in (read, decoded, bytes_read, finished))
+        for path, size, r, d, b, f in zip(paths, sizes, read, decoded, bytes_read, finished):
+            if f:
+                self.file_done(path, size, r, d, b)
+        return 0
+
     def item_skipped(self, path, reason, log=True):
         """One file of a folder data set skipped (an image that does not decode)."""
         with self._lock:
@@ -95,22 +109,79 @@ def remaining_records(path, offset, size):
     return max(count, 1), False
 
 
-def read(paths, parse, skips, cycle_length=8, shuffle=False, seed=None):
+# The shuffle holds serialized records, decoded only after it (as TF's official ImageNet
+# pipeline does): decoded photos are 5-30x their JPEG bytes (a 12-megapixel photo is 36 MB of
+# pixels), and a buffer of them took 18.9 GB for 160 phone photos (BUILD.md). The buffer is
+# SHUFFLE_RECORDS records, fewer when that many would pass SHUFFLE_BYTES (~1 GiB: ImageNet's
+# ~110 kB records fit 10,000; photos written at JPEG quality 100, ~1.4 MB each, fit ~770).
+SHUFFLE_RECORDS = 10000
+SHUFFLE_BYTES = 1 << 30
+MIN_SHUFFLE_RECORDS = 256
+ORDERS = ("file", "shuffled", "train")
+
+
+def mean_record_bytes(path, limit=64):
+    """The mean size of the first `limit` records of `path` (read from the framing, not the
+    data); None for a file without one whole record."""
+    total = count = offset = 0
+    size = tf.io.gfile.stat(path).length
+    with tf.io.gfile.GFile(path, "rb") as f:
+        while count < limit and offset + 12 <= size:
+            f.seek(offset)
+            length, = struct.unpack("<Q", f.read(8))
+            if offset + _FRAMING + length > size:
+                break
+            total, count, offset = total + _FRAMING + length, count + 1, offset + _FRAMING + length
+    return total / count if count else None
+
+
+def shuffle_buffer(paths, max_records=SHUFFLE_RECORDS, max_bytes=SHUFFLE_BYTES):
+    """Records the shuffle of `paths` holds: `max_records`, fewer when the records (their mean
+    size in the first shard with a whole record) would pass `max_bytes`; never fewer than
+    MIN_SHUFFLE_RECORDS."""
+    for path in paths:
+        mean = mean_record_bytes(path)
+        if mean:
+            return int(max(MIN_SHUFFLE_RECORDS, min(max_records, max_bytes // mean)))
+    return max_records
+
+
+def pipeline_order(training, shuffled=False):
+    """`read`'s order for a pipeline: "train" when training, else "shuffled" or "file"."""
+    return "train" if training else ("shuffled" if shuffled else "file")
+
+
+def read(paths, parse, skips, order="file", seed=None, cycle_length=8, buffer=None):
     """A dataset of `parse(record)` results over the TFRecord files `paths`, interleaved.
 
     Args:
         parse: record -> a tuple of tensors (an image that may fail to decode, a label, ...).
+            It runs after the shuffle: the shuffle holds serialized records.
         skips: a `SkippedRecords` told about every file's skips at the end of each pass.
-        shuffle: shuffle the file order (each pass anew) and interleave the files in whatever
-            order they are read, unless a `seed` asks for a stream that repeats.
+        order: "file": one pass, the files in order (`cycle_length` of them interleaved);
+            "shuffled": one pass, the file order and the records shuffled once with `seed`;
+            "train": shuffled anew each pass (the same sequence of passes for the same `seed`)
+            and repeated forever. Without a seed, "train" interleaves the files in whatever
+            order they are read.
+        buffer: records the shuffle holds (default `shuffle_buffer(paths)`).
     """
+    if order not in ORDERS:
+        raise ValueError("order=%r: expected one of %s" % (order, ", ".join(ORDERS)))
+    if order == "shuffled" and seed is None:
+        raise ValueError("order='shuffled' needs a seed: the same input must give the same order")
+    shuffle, again = order != "file", order == "train"
     sizes = [tf.io.gfile.stat(p).length for p in paths]
-    files = tf.data.Dataset.from_tensor_slices((list(paths), tf.constant(sizes, tf.int64)))
+    files = tf.data.Dataset.from_tensor_slices(
+        (tf.range(len(paths), dtype=tf.int64), tf.constant(list(paths)),
+         tf.constant(sizes, tf.int64)))
     if shuffle:
-        files = files.shuffle(len(paths), seed=seed)
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=again)
     specs = _output_specs(parse)
+    zero = tf.constant(0, tf.int64)
 
-    def one_file(path, size):
+    def one_file(index, path, size):
+        # Each file in order, ending in a marker that carries the records read and the bytes
+        # they spanned (a reader stopped by a corrupt record reads fewer than the file's size).
         records = tf.data.TFRecordDataset(path).ignore_errors()  # stops at a checksum error
         records = records.map(lambda r: (r, False)).concatenate(
             tf.data.Dataset.from_tensors((tf.constant(b""), True)))
@@ -122,41 +193,70 @@ def read(paths, parse, skips, cycle_length=8, shuffle=False, seed=None):
             state = (n + if_record,
                      offset + if_record * (tf.cast(tf.strings.length(record), tf.int64) +
                                            _FRAMING))
-            return state, (record, last) + state
+            return state, (record, index, last) + state
 
-        zero = tf.constant(0, tf.int64)
-        records = records.scan((zero, zero), count_read)
+        return records.scan((zero, zero), count_read)
 
-        def decode(record, last, n, offset):
-            # The marker is not parsed; it passes as zeros shaped like a parsed record.
-            parsed = tf.cond(last, lambda: tuple(tf.zeros([d or 0 for d in s.shape], s.dtype)
-                                                 for s in specs),
-                             lambda: tuple(parse(record)))
-            return parsed, last, n, offset
+    ds = files.interleave(one_file, cycle_length=min(cycle_length, len(paths)),
+                          num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=not shuffle or seed is not None)
+    if shuffle:
+        ds = ds.shuffle(buffer or shuffle_buffer(paths), seed=seed,
+                        reshuffle_each_iteration=again)
+    # The end of a pass: every file's marker and every record of the pass are before it.
+    ds = ds.concatenate(tf.data.Dataset.from_tensors(
+        (tf.constant(b""), tf.constant(-1, tf.int64), tf.constant(True), zero, zero)))
+    if again:
+        ds = ds.repeat()
 
-        records = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-        records = records.ignore_errors()  # an image that does not decode
+    def decode(record, index, last, n, offset):
+        # Markers are not parsed; they pass as zeros shaped like a parsed record.
+        parsed = tf.cond(last, lambda: tuple(tf.zeros([d or 0 for d in s.shape], s.dtype)
+                                             for s in specs),
+                         lambda: tuple(parse(record)))
+        return parsed, index, last, n, offset
 
-        def count_decoded(decoded, element):
-            parsed, last, n, offset = element
-            decoded = decoded + tf.cast(tf.logical_not(last), tf.int64)
-            return decoded, (parsed, last, n, offset, decoded)
+    # In order (deterministic), so the pass marker stays last; a record whose image does not
+    # decode is dropped here and counted at the end of the pass.
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.ignore_errors()
+    empty = tf.zeros([len(paths)], tf.int64)
 
-        records = records.scan(zero, count_decoded)
+    def tally(state, element):
+        # Per file: records read + 1 once its end marker has passed (0: not yet), the bytes
+        # they spanned, the records decoded. A record costs one scatter-add; markers are rare.
+        reads, spanned, decoded = state
+        parsed, index, last, n, offset = element
+        at = tf.reshape(tf.maximum(index, 0), [1, 1])
 
-        def account(parsed, last, n, offset, decoded):
-            done = tf.cond(last, lambda: tf.py_function(
-                skips.file_done, [path, size, n, decoded, offset], tf.int64), lambda: zero)
-            with tf.control_dependencies([done]):
-                return tuple(tf.identity(t) for t in parsed), last
+        def on_record():
+            one = tf.ones([1], tf.int64)
+            return (reads, spanned, tf.tensor_scatter_nd_add(decoded, at, one)), zero
 
-        records = records.map(account)
-        return records.filter(lambda parsed, last: tf.logical_not(last)).map(
-            lambda parsed, last: parsed)
+        def on_file_end():
+            return (tf.tensor_scatter_nd_update(reads, at, [n + 1]),
+                    tf.tensor_scatter_nd_update(spanned, at, [offset]), decoded), zero
 
-    return files.interleave(one_file, cycle_length=min(cycle_length, len(paths)),
-                            num_parallel_calls=tf.data.AUTOTUNE,
-                            deterministic=not shuffle or seed is not None)
+        def on_pass_end():
+            done = tf.py_function(
+                lambda r, d, b: skips.pass_done(paths, sizes, r - 1, d, b, r > 0),
+                [reads, decoded, spanned], tf.int64)
+            return (empty, empty, empty), done
+
+        state, done = tf.cond(last, lambda: tf.cond(index >= 0, on_file_end, on_pass_end),
+                              on_record)
+        with tf.control_dependencies([done]):
+            parsed = tuple(tf.identity(t) for t in parsed)
+        return state, (parsed, tf.logical_not(last))
+
+    def kept(parsed, keep):
+        return keep
+
+    def element(parsed, keep):
+        return parsed
+
+    ds = ds.scan((empty, empty, empty), tally)
+    return ds.filter(kept).map(element)
 
 
 def _output_specs(parse):
