@@ -19,6 +19,7 @@ walking the TFRecord framing from where the reader stopped (each record is an 8-
 4-byte checksum, the data, a 4-byte checksum).
 """
 
+import itertools
 import struct
 import threading
 
@@ -92,18 +93,26 @@ class SkippedRecords:
             logging.warning("%s: skipped: %s; %d skipped in total so far", path, reason, total)
 
 
+def _record_ends(f, offset, size):
+    """The end offset of each whole record of the open TFRecord file `f` from byte `offset`, read
+    from the framing alone; stops before a record that runs past `size`."""
+    while offset + 12 <= size:
+        f.seek(offset)
+        length, = struct.unpack("<Q", f.read(8))
+        end = offset + _FRAMING + length
+        if end > size:
+            return
+        yield end
+        offset = end
+
+
 def remaining_records(path, offset, size):
     """(records from byte `offset` to the end of the file, whether the framing reached the end
     exactly). With damaged framing the count is 1: the rest of the file as one lost record."""
     count = 0
     with tf.io.gfile.GFile(path, "rb") as f:
-        while offset + 12 <= size:
-            f.seek(offset)
-            length, = struct.unpack("<Q", f.read(8))
-            end = offset + _FRAMING + length
-            if end > size:
-                break
-            count, offset = count + 1, end
+        for count, offset in enumerate(_record_ends(f, offset, size), 1):
+            pass
     if offset == size and count:
         return count, True
     return max(count, 1), False
@@ -123,16 +132,9 @@ ORDERS = ("file", "shuffled", "train")
 def mean_record_bytes(path, limit=64):
     """The mean size of the first `limit` records of `path` (read from the framing, not the
     data); None for a file without one whole record."""
-    total = count = offset = 0
-    size = tf.io.gfile.stat(path).length
     with tf.io.gfile.GFile(path, "rb") as f:
-        while count < limit and offset + 12 <= size:
-            f.seek(offset)
-            length, = struct.unpack("<Q", f.read(8))
-            if offset + _FRAMING + length > size:
-                break
-            total, count, offset = total + _FRAMING + length, count + 1, offset + _FRAMING + length
-    return total / count if count else None
+        ends = list(itertools.islice(_record_ends(f, 0, tf.io.gfile.stat(path).length), limit))
+    return ends[-1] / len(ends) if ends else None
 
 
 def shuffle_buffer(paths, max_records=SHUFFLE_RECORDS, max_bytes=SHUFFLE_BYTES):
